@@ -1,0 +1,75 @@
+"""Shared test configuration.
+
+Teaches pytest-markdown-docs to see fences nested in Material's containers. Its default
+markdown-it parser reads CommonMark, where the indented body of an admonition
+(``!!! note``), a collapsible block (``??? note``) or a content tab (``=== "Tab"``) is an
+indented code block, so the fences inside would never run. The parser below removes the
+container lines and their indentation before markdown-it sees the text, keeping every line
+in place so that failures point at the right line of the page.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+_CONTAINER = re.compile(r'^(?P<indent> *)(?:(?:!!!|\?\?\?\+?)[ \t]+\S|===\+?[ \t]+")')
+
+
+def unwrap_containers(text: str) -> str:
+    """Replace container headers by blank lines and dedent their bodies, in place."""
+    out: list[str] = []
+    stack: list[int] = []  # content indentation of each open container
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if stripped:
+            while stack and indent < stack[-1]:
+                stack.pop()
+        removed = stack[-1] if stack else 0
+        m = _CONTAINER.match(line)
+        if m and stripped:
+            stack.append(indent + 4)
+            out.append("")
+            continue
+        out.append(line[removed:] if line[:removed].strip() == "" else line.lstrip(" "))
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+@pytest.hookimpl
+def pytest_markdown_docs_markdown_it():
+    from markdown_it import MarkdownIt
+
+    class ContainerAwareMarkdownIt(MarkdownIt):
+        def parse(self, src, env=None):  # type: ignore[override]
+            return super().parse(unwrap_containers(src), env)
+
+    return ContainerAwareMarkdownIt("commonmark")
+
+
+# --------------------------------------------------------------------------------------
+# The built site, shared by the tests that inspect it (tests/test_site.py, the browser
+# tests). Built once per test session, strictly, exactly as `mkdocs build --strict` does.
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    import os
+    import subprocess
+
+    out = tmp_path_factory.mktemp("site")
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"mkdocs build --strict failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    return out

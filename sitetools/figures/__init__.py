@@ -1,0 +1,165 @@
+"""The site's pictures, made from the gptnotes package at build time, never committed.
+
+A figure is a function registered with :func:`figure`. It receives a :class:`Theme` and
+returns a matplotlib ``Figure``; the build renders it twice, for Material's light and dark
+palettes, as ``figures/<name>.svg`` and ``figures/<name>-dark.svg``. A page shows it with a
+plain Markdown image, and the build adds the dark twin::
+
+    ![Softmax of the same logits at three temperatures](../figures/softmax-temperature.svg)
+
+Modules of this package are discovered automatically: one module per concept, each
+registering its own figures. Renders are cached like snippet outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import io
+import os
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+import sys
+
+from sitetools.runner import CACHE_DIR as _FENCE_CACHE
+from sitetools.runner import package_fingerprint
+
+CACHE_DIR = _FENCE_CACHE.parent / "figures"
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours of one palette. ``colors`` is colour-blind safe (Okabe and Ito)."""
+
+    name: str
+    fg: str
+    muted: str
+    grid: str
+    colors: tuple[str, ...]
+    cmap: str
+
+    def cycle(self, i: int) -> str:
+        return self.colors[i % len(self.colors)]
+
+
+LIGHT = Theme(
+    name="light", fg="#1f2328", muted="#57606a", grid="#d0d7de",
+    colors=("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"),
+    cmap="Blues",
+)
+DARK = Theme(
+    name="dark", fg="#e6edf3", muted="#9198a1", grid="#3d444d",
+    colors=("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#D55E00", "#FFFFFF"),
+    cmap="magma",
+)
+THEMES = (LIGHT, DARK)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    make: Callable
+    module: str
+
+
+FIGURES: dict[str, FigureSpec] = {}
+
+
+def figure(name: str) -> Callable:
+    """Register ``make(theme) -> matplotlib.figure.Figure`` as the figure ``name``."""
+
+    def register(make: Callable) -> Callable:
+        if name in FIGURES and FIGURES[name].make.__qualname__ != make.__qualname__:
+            raise ValueError(f"figure name {name!r} is registered twice")
+        FIGURES[name] = FigureSpec(name=name, make=make, module=make.__module__)
+        return make
+
+    return register
+
+
+def discover() -> dict[str, FigureSpec]:
+    """Import every module of this package so that its figures register themselves."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return FIGURES
+
+
+def file_name(name: str, theme: Theme) -> str:
+    return f"{name}.svg" if theme.name == "light" else f"{name}-{theme.name}.svg"
+
+
+def _style(theme: Theme) -> dict:
+    from cycler import cycler
+
+    return {
+        "svg.fonttype": "none",          # text stays text: small, crisp, searchable
+        "svg.hashsalt": "gptnotes",      # stable ids: the same figure gives the same bytes
+        "font.family": "sans-serif",
+        "font.size": 11,
+        "text.color": theme.fg,
+        "axes.labelcolor": theme.fg,
+        "axes.edgecolor": theme.muted,
+        "axes.titlecolor": theme.fg,
+        "axes.facecolor": "none",
+        "axes.grid": True,
+        "grid.color": theme.grid,
+        "grid.linewidth": 0.6,
+        "xtick.color": theme.muted,
+        "ytick.color": theme.muted,
+        "xtick.labelcolor": theme.fg,
+        "ytick.labelcolor": theme.fg,
+        "legend.frameon": False,
+        "figure.facecolor": "none",
+        "savefig.facecolor": "none",
+        "savefig.transparent": True,
+        "axes.prop_cycle": cycler(color=list(theme.colors)),
+        "image.cmap": theme.cmap,
+    }
+
+
+def _cache_key(spec: FigureSpec, theme: Theme) -> str:
+    import matplotlib
+
+    module = importlib.import_module(spec.module)
+    h = hashlib.sha256(package_fingerprint().encode())
+    h.update(inspect.getsource(module).encode())
+    h.update(inspect.getsource(sys.modules[__name__]).encode())
+    h.update(matplotlib.__version__.encode())
+    h.update(f"{spec.name}:{theme}".encode())
+    return h.hexdigest()
+
+
+def render(name: str, theme: Theme, use_cache: bool = True) -> bytes:
+    """Return the SVG bytes of figure ``name`` in ``theme``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = FIGURES[name]
+    path = CACHE_DIR / f"{_cache_key(spec, theme)}.svg"
+    if use_cache and path.is_file():
+        return path.read_bytes()
+    with matplotlib.rc_context(_style(theme)):
+        fig = spec.make(theme)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "GPT Notes"})
+        plt.close(fig)
+    data = buf.getvalue()
+    if use_cache:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return data
+
+
+def render_all(use_cache: bool = True) -> dict[str, bytes]:
+    """Every registered figure in every theme, as ``{file name: svg bytes}``."""
+    discover()
+    return {file_name(n, t): render(n, t, use_cache) for n in sorted(FIGURES) for t in THEMES}
+
+
+__all__ = ["Theme", "LIGHT", "DARK", "THEMES", "figure", "discover", "render", "render_all", "file_name"]

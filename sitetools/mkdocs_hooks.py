@@ -1,0 +1,167 @@
+"""MkDocs hooks of the GPT Notes site (see ``hooks:`` in mkdocs.yml).
+
+- Runs every Python fence of every page (through :mod:`sitetools.runner`, cached) and shows
+  what it printed right under it: no output on the site is typed by hand.
+- Renders the figures of :mod:`sitetools.figures` into ``figures/`` (light and dark).
+- Generates ``corrections.md`` from the pages' ``!!! correction`` admonitions and gives
+  each one an anchor.
+- Stamps each page with the versions its examples ran with, and loads Mermaid only on
+  pages that have a diagram.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from mkdocs.exceptions import PluginError  # noqa: E402
+from mkdocs.structure.files import File, Files  # noqa: E402
+
+from sitetools import corrections, fences, figures, runner  # noqa: E402
+
+log = logging.getLogger("mkdocs.hooks.gptnotes")
+
+_FIGURE_REF = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<path>[^)\s]*?figures/(?P<name>[a-z0-9][a-z0-9-]*)\.svg)\)(?P<attrs>\{[^}]*\})?")
+_GENERATED = "corrections.md"
+
+
+def _versions() -> str:
+    import torch
+
+    import gptnotes
+
+    return (
+        f"Examples on this page were run with gptnotes {gptnotes.__version__}, "
+        f"torch {torch.__version__} and Python {platform.python_version()}."
+    )
+
+
+def on_config(config):
+    config.extra["gn_versions"] = _versions()
+    figures.discover()
+    return config
+
+
+def _nav_order(config) -> list[str]:
+    order: list[str] = []
+
+    def walk(items):
+        for item in items:
+            if isinstance(item, dict):
+                for value in item.values():
+                    walk([value] if isinstance(value, str) else value)
+            elif isinstance(item, str):
+                order.append(item)
+            elif isinstance(item, list):
+                walk(item)
+
+    walk(config.nav or [])
+    return [p for p in order if p.endswith(".md") and p != _GENERATED]
+
+
+def on_files(files: Files, config) -> Files:
+    t0 = time.perf_counter()
+    for name, data in figures.render_all().items():
+        files.append(File.generated(config, f"figures/{name}", content=data))
+    order = _nav_order(config)
+    files.append(File.generated(config, _GENERATED, content=corrections.render_page(config.docs_dir, order)))
+    log.info("gptnotes: %d figure files in %.1f s", len(figures.FIGURES) * len(figures.THEMES), time.perf_counter() - t0)
+    return files
+
+
+def _check_fences(page_fences: list[fences.Fence]) -> None:
+    for f in page_fences:
+        if f.is_python and f.info and not f.info.startswith("{") and (f.flags or f.attrs):
+            raise PluginError(
+                f"{f.where}: fence options need the brace form, e.g. {{.python continuation}}; "
+                f"'{f.info}' renders as broken text in Material"
+            )
+        if f.is_python and "notest" in f.flags and not f.notest_reason:
+            raise PluginError(f"{f.where}: a notest fence needs '<!-- notest: reason -->' on the line above it")
+
+
+def _output_block(indent: str, text: str) -> list[str]:
+    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    body = [f"{indent}{line}" if line else "" for line in text.splitlines()]
+    return ["", f'{indent}{ticks}{{.text .gn-output title="Output"}}', *body, f"{indent}{ticks}", ""]
+
+
+def _run_fences(markdown: str, path: str) -> tuple[str, int]:
+    page_fences = fences.parse_text(markdown, path)
+    _check_fences(page_fences)
+    try:
+        page_chains = fences.chains(page_fences)
+    except ValueError as err:
+        raise PluginError(str(err)) from None
+    insert_after: dict[int, tuple[str, str]] = {}
+    ran = 0
+    for chain in page_chains:
+        try:
+            outputs, seconds = runner.run_chain(chain)
+        except runner.FenceError as err:
+            raise PluginError(str(err)) from None
+        if seconds is not None:
+            ran += 1
+            if seconds > 5:
+                log.info("gptnotes: slow snippet chain at %s took %.1f s", chain[0].where, seconds)
+        for fence, out in zip(chain, outputs):
+            if out:
+                insert_after[fence.end_line] = (fence.indent, out)
+    if not insert_after:
+        return markdown, ran
+    lines = markdown.splitlines()
+    for end_line in sorted(insert_after, reverse=True):
+        indent, out = insert_after[end_line]
+        lines[end_line:end_line] = _output_block(indent, out)
+    return "\n".join(lines) + "\n", ran
+
+
+def _figures(markdown: str, path: str) -> tuple[str, bool]:
+    used = False
+
+    def pair(m: re.Match) -> str:
+        nonlocal used
+        name = m["name"]
+        if name not in figures.FIGURES:
+            raise PluginError(f"{path}: no figure named {name!r} is registered in sitetools/figures")
+        if not m["alt"].strip():
+            raise PluginError(f"{path}: the figure {name!r} needs alt text: ![what it shows](...)")
+        used = True
+        dark = m["path"][: -len(".svg")] + "-dark.svg"
+        return (
+            f'![{m["alt"]}]({m["path"]}#only-light){{.gn-figure loading=lazy}}'
+            f'![{m["alt"]}]({dark}#only-dark){{.gn-figure loading=lazy}}'
+        )
+
+    return _FIGURE_REF.sub(pair, markdown), used
+
+
+def _correction_anchors(markdown: str) -> str:
+    found = corrections.find(markdown)
+    if not found:
+        return markdown
+    lines = markdown.splitlines()
+    for c in reversed(found):
+        lines[c.line:c.line] = [f'{c.indent}<div class="gn-anchor" id="{c.anchor}" markdown></div>', ""]
+    return "\n".join(lines) + "\n"
+
+
+def on_page_markdown(markdown: str, page, config, files):
+    path = f"{Path(config.docs_dir).name}/{page.file.src_uri}"
+    page.meta["gn_mermaid"] = any(f.lang == "mermaid" for f in fences.parse_text(markdown, path))
+    markdown, ran = _run_fences(markdown, path)
+    markdown, has_figures = _figures(markdown, path)
+    markdown = _correction_anchors(markdown)
+    if any(f.runs for f in fences.parse_text(markdown, path)) or has_figures:
+        page.meta["gn_stamp"] = config.extra["gn_versions"]
+    if ran:
+        log.info("gptnotes: %s: ran %d snippet chain(s)", path, ran)
+    return markdown

@@ -1,0 +1,123 @@
+"""Every snippet of the site runs as a reader would run it, and prints what the page shows.
+
+The reader's situation: a fresh virtual environment with the gptnotes wheel and its runtime
+dependencies only (no pytest, no mkdocs, no matplotlib), a new interpreter, an empty working
+directory, no conftest, no fixture, no earlier fence. Each chain (a fence and its
+``continuation`` fences) is written to a script and run that way. It must exit cleanly,
+write nothing to stderr (no warning, no progress bar), and print, fence by fence, exactly
+the output that the build shows under the snippets on the site.
+
+The environment is cached in ``.cache/copy-paste-venv`` and rebuilt when pyproject.toml or
+constraints.txt change; the wheel is rebuilt and reinstalled whenever the package changes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from sitetools import fences, runner
+from tests.site_files import ROOT, markdown_files, rel
+
+VENV = Path(os.environ.get("GPTNOTES_CACHE", ROOT / ".cache")) / "copy-paste-venv"
+BOUNDARY = "@@gptnotes-fence-boundary@@"
+# Packages a reader does not have: if any is importable, the environment is not a reader's.
+NOT_RUNTIME = ["pytest", "mkdocs", "matplotlib", "hypothesis", "sitetools", "playwright"]
+
+
+def _all_chains() -> list[list[fences.Fence]]:
+    out = []
+    for p in markdown_files():
+        out += fences.chains(fences.parse_text(p.read_text(encoding="utf-8"), rel(p)))
+    return out
+
+
+CHAINS = _all_chains()
+
+
+def _digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for base in paths:
+        files = sorted(x for x in base.rglob("*") if x.is_file()) if base.is_dir() else [base]
+        for f in files:
+            if "__pycache__" in f.parts:
+                continue
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def reader_python() -> Path:
+    """The python of a fresh venv holding only the gptnotes wheel and its runtime dependencies."""
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    python = VENV / "bin" / "python"
+    env_key = _digest([ROOT / "pyproject.toml", ROOT / "constraints.txt"]) + sys.version
+    pkg_key = _digest([ROOT / "src", ROOT / "pyproject.toml", ROOT / "README.md"])
+    with open(VENV.parent / "copy-paste-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers share one environment
+        env_stamp, pkg_stamp = VENV / ".env-key", VENV / ".pkg-key"
+        if not python.exists() or not env_stamp.exists() or env_stamp.read_text() != env_key:
+            _run([sys.executable, "-m", "venv", "--clear", str(VENV)])
+            pkg_stamp.unlink(missing_ok=True)
+            fresh = True
+        else:
+            fresh = False
+        if not pkg_stamp.exists() or pkg_stamp.read_text() != pkg_key:
+            with tempfile.TemporaryDirectory() as wheel_dir:
+                _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheel_dir, str(ROOT)])
+                (wheel,) = Path(wheel_dir).glob("gptnotes-*.whl")
+                if fresh:  # the wheel with its runtime dependencies, pinned like the set-up
+                    _run([str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"), str(wheel)])
+                else:
+                    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)])
+            _run([str(python), "-m", "pip", "check"])
+            env_stamp.write_text(env_key)
+            pkg_stamp.write_text(pkg_key)
+    return python
+
+
+def test_reader_environment_has_only_runtime_dependencies(reader_python: Path):
+    code = "import importlib.util as u, sys; print(','.join(m for m in sys.argv[1:] if u.find_spec(m)))"
+    found = _run([str(reader_python), "-I", "-c", code, *NOT_RUNTIME]).stdout.strip()
+    assert found == "", f"the reader's environment must not have {found}"
+    where = _run([str(reader_python), "-I", "-c", "import gptnotes; print(gptnotes.__file__)"], cwd=tempfile.gettempdir()).stdout
+    assert str(VENV) in where and str(ROOT / "src") not in where, where
+
+
+def _script(chain: list[fences.Fence]) -> str:
+    parts = []
+    for f in chain:
+        parts.append(f.code.rstrip("\n"))
+        parts.append(f"print({BOUNDARY!r}, flush=True)")
+    return "\n".join(parts) + "\n"
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=[c[0].where for c in CHAINS])
+def test_snippet_runs_in_a_fresh_interpreter_and_prints_what_the_page_shows(chain, reader_python: Path, tmp_path: Path):
+    script = tmp_path / "snippet.py"
+    script.write_text(_script(chain), encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8", "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([str(reader_python), "-I", str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    where = chain[0].where + (f" (+{len(chain) - 1} continuation fences)" if len(chain) > 1 else "")
+    assert proc.returncode == 0, f"{where} fails in a fresh interpreter:\n{proc.stderr}"
+    assert proc.stderr == "", f"{where} writes to stderr in a fresh interpreter:\n{proc.stderr}"
+    printed = [runner.normalise(part) for part in proc.stdout.split(BOUNDARY + "\n")[: len(chain)]]
+    shown, _ = runner.run_chain(chain)  # what the build puts on the page
+    for fence, got, want in zip(chain, printed, shown):
+        assert got == want, f"{fence.where}: a fresh interpreter prints\n{got}\nbut the page shows\n{want}"

@@ -1,0 +1,79 @@
+"""The built site: strict build, no request outside the site, figures, version stamps.
+
+The browser tests (tests/browser/) load the same build in Chromium.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.site, pytest.mark.xdist_group("site")]
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted(p for p in site.rglob("*.html") if p.name != "404.html")
+
+
+def test_strict_build_succeeds(built_site: Path):
+    # The fixture runs `mkdocs build --strict` and fails the session's site tests if it fails.
+    assert (built_site / "index.html").is_file()
+    assert (built_site / "concepts" / "softmax" / "index.html").is_file()
+
+
+_RESOURCE = re.compile(r'<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc="([^"]+)"|<link\b[^>]*\bhref="([^"]+)"', re.I)
+
+
+def test_pages_load_nothing_from_outside_the_site(built_site: Path):
+    """Every script, stylesheet, image or icon a page loads comes from the site itself.
+
+    (Links a reader may click, such as the repository, are not loads. The browser tests
+    check the same at run time, where JavaScript could also fetch things.)
+    """
+    for page in _pages(built_site):
+        text = page.read_text(encoding="utf-8")
+        for m in _RESOURCE.finditer(text):
+            url = m.group(1) or m.group(2)
+            tag = m.group(0)
+            if m.group(2) and re.search(r'rel="(canonical|alternate)"', tag):
+                continue
+            assert not re.match(r"^(https?:)?//", url), f"{page.relative_to(built_site)} loads {url}"
+
+
+def test_stylesheets_name_only_files_that_exist(built_site: Path):
+    for css in (built_site / "assets").rglob("*.css"):
+        for url in re.findall(r"url\(([^)]+)\)", css.read_text(encoding="utf-8")):
+            url = url.strip("'\"")
+            if url.startswith("data:") or url.startswith("#"):
+                continue
+            assert not re.match(r"^(https?:)?//", url), f"{css.name} references {url}"
+            target = (css.parent / url.split("?")[0].split("#")[0]).resolve()
+            assert target.is_file(), f"{css.relative_to(built_site)} references a missing file {url}"
+
+
+def test_figures_exist_in_both_palettes(built_site: Path):
+    from sitetools import figures
+
+    names = figures.discover()
+    assert names, "no figure is registered"
+    for name in names:
+        for theme in figures.THEMES:
+            svg = built_site / "figures" / figures.file_name(name, theme)
+            assert svg.is_file() and svg.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+        light = (built_site / "figures" / figures.file_name(name, figures.LIGHT)).read_bytes()
+        dark = (built_site / "figures" / figures.file_name(name, figures.DARK)).read_bytes()
+        assert light != dark, f"{name}: the dark variant is identical to the light one"
+
+
+def test_pages_with_examples_show_the_versions_they_ran_with(built_site: Path):
+    import platform
+
+    import torch
+
+    import gptnotes
+
+    stamp = f"gptnotes {gptnotes.__version__}, torch {torch.__version__} and Python {platform.python_version()}"
+    page = (built_site / "concepts" / "softmax" / "index.html").read_text(encoding="utf-8")
+    assert "data-gn-stamp" in page and stamp in page
