@@ -25,7 +25,7 @@ build: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-chromium
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto
 
 clean:
 	rm -rf $(VENV) .cache site

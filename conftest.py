@@ -61,15 +61,40 @@ def pytest_markdown_docs_markdown_it():
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
+    """The site, built once per test run even when pytest-xdist runs several workers.
+
+    Workers of one run share ``.cache/site-<run id>`` under a file lock: the first builds,
+    the others wait and reuse. GPTNOTES_SITE_DIR keeps the build in a chosen directory
+    (the Pages workflow deploys exactly that build).
+    """
+    import fcntl
     import os
+    import shutil
     import subprocess
 
-    out = tmp_path_factory.mktemp("site")
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"mkdocs build --strict failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if os.environ.get("GPTNOTES_SITE_DIR"):
+        out = Path(os.environ["GPTNOTES_SITE_DIR"]).resolve()
+    elif run_id:
+        out = ROOT / ".cache" / f"site-{run_id}"
+    else:
+        out = tmp_path_factory.mktemp("site")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = out / ".built"
+        if run_id and done.is_file():
+            return out
+        if run_id:  # forget the builds of earlier runs
+            for old in (ROOT / ".cache").glob("site-*"):
+                if old != out:
+                    shutil.rmtree(old, ignore_errors=True)
+        env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+        proc = subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"mkdocs build --strict failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+        done.write_text("ok")
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from sitetools import fences, runner
 from tests.site_files import ROOT, markdown_files, rel
 
 VENV = Path(os.environ.get("GPTNOTES_CACHE", ROOT / ".cache")) / "copy-paste-venv"
+# The versions to install with the wheel: the set-up's pins, or (in CI) those of the job.
+CONSTRAINTS = (ROOT / os.environ.get("GPTNOTES_CONSTRAINTS", "constraints.txt")).resolve()
 BOUNDARY = "@@gptnotes-fence-boundary@@"
 # Packages a reader does not have: if any is importable, the environment is not a reader's.
 NOT_RUNTIME = ["pytest", "mkdocs", "matplotlib", "hypothesis", "sitetools", "playwright"]
@@ -54,6 +57,17 @@ def _digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _env_key() -> str:
+    """What the environment depends on: the runtime requirements, their pins, the Python."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    h = hashlib.sha256(json.dumps(sorted(deps)).encode())
+    h.update(CONSTRAINTS.read_bytes())
+    h.update(sys.version.encode())
+    return h.hexdigest()
+
+
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if proc.returncode != 0:
@@ -66,7 +80,7 @@ def reader_python() -> Path:
     """The python of a fresh venv holding only the gptnotes wheel and its runtime dependencies."""
     VENV.parent.mkdir(parents=True, exist_ok=True)
     python = VENV / "bin" / "python"
-    env_key = _digest([ROOT / "pyproject.toml", ROOT / "constraints.txt"]) + sys.version
+    env_key = _env_key()
     pkg_key = _digest([ROOT / "src", ROOT / "pyproject.toml", ROOT / "README.md"])
     with open(VENV.parent / "copy-paste-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers share one environment
@@ -82,7 +96,7 @@ def reader_python() -> Path:
                 _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheel_dir, str(ROOT)])
                 (wheel,) = Path(wheel_dir).glob("gptnotes-*.whl")
                 if fresh:  # the wheel with its runtime dependencies, pinned like the set-up
-                    _run([str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"), str(wheel)])
+                    _run([str(python), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), str(wheel)])
                 else:
                     _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)])
             _run([str(python), "-m", "pip", "check"])

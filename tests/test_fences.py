@@ -50,7 +50,6 @@ def test_pytest_markdown_docs_collects_every_python_fence():
 
 
 @pytest.mark.site
-@pytest.mark.xdist_group("site")
 def test_every_python_code_block_of_the_built_site_is_a_tested_fence(built_site: Path):
     """Count the Python code blocks a reader sees on each page: one per Python fence."""
     scanned = _scan()
