@@ -98,3 +98,43 @@ def built_site(tmp_path_factory) -> Path:
             pytest.fail(f"mkdocs build --strict failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
         done.write_text("ok")
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Time per part of the suite, printed at the end of every run (summed over the workers, so
+# with `-n 2` the parts add up to about twice the wall time).
+# --------------------------------------------------------------------------------------
+
+def _part(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".md"):
+        return "snippets (pytest-markdown-docs)"
+    if path.startswith("src/"):
+        return "doctests"
+    if "test_copy_paste" in path:
+        return "copy-paste (fresh interpreters)"
+    if "test_browser" in path:
+        return "browser"
+    if "test_site" in path or "test_fences" in path:
+        return "site build and checks"
+    return "unit tests"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            nodeid = getattr(rep, "nodeid", None)
+            duration = getattr(rep, "duration", None)
+            if not nodeid or duration is None:
+                continue
+            part = _part(nodeid)
+            totals[part] = totals.get(part, 0.0) + duration
+            if getattr(rep, "when", None) == "call":
+                counts[part] = counts.get(part, 0) + 1
+    if not totals:
+        return
+    terminalreporter.section("time per part (seconds, summed over workers)")
+    for part in sorted(totals, key=totals.get, reverse=True):
+        terminalreporter.write_line(f"{totals[part]:8.1f}  {part} ({counts.get(part, 0)} tests)")
