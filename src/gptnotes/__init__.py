@@ -4,7 +4,7 @@ Every building block of a small GPT, written from scratch in plain PyTorch and p
 equal to PyTorch's own where PyTorch has one. Each module is one concept of the site.
 """
 
-from gptnotes.data import CharTokenizer, get_batch, load_text, train_val_split
+from gptnotes.data import CharTokenizer, get_batch, load_corpus, load_text, train_val_split
 from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
 
@@ -14,6 +14,7 @@ __all__ = [
     "CharTokenizer",
     "Linear",
     "get_batch",
+    "load_corpus",
     "load_text",
     "sample_next_token",
     "softmax",
