@@ -5,6 +5,21 @@ equal to PyTorch's own where PyTorch has one. Each module is one concept of the 
 """
 
 from gptnotes.data import CharTokenizer, get_batch, load_corpus, load_text, train_val_split
+from gptnotes.embedding import (
+    TOY_FEATURES,
+    TOY_NEXT_WORD_TEXT,
+    Embedding,
+    EmbeddingTrainingResult,
+    analogy,
+    cosine_similarity,
+    dot_similarity,
+    embed_by_matmul,
+    nearest,
+    one_hot,
+    toy_next_word_data,
+    toy_word_embeddings,
+    train_next_token_embeddings,
+)
 from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
 
@@ -12,12 +27,25 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CharTokenizer",
+    "Embedding",
+    "EmbeddingTrainingResult",
     "Linear",
+    "TOY_FEATURES",
+    "TOY_NEXT_WORD_TEXT",
+    "analogy",
+    "cosine_similarity",
+    "dot_similarity",
+    "embed_by_matmul",
     "get_batch",
     "load_corpus",
     "load_text",
+    "nearest",
+    "one_hot",
     "sample_next_token",
     "softmax",
     "softmax_with_temperature",
+    "toy_next_word_data",
+    "toy_word_embeddings",
+    "train_next_token_embeddings",
     "train_val_split",
 ]
