@@ -20,6 +20,13 @@ from gptnotes.embedding import (
     toy_word_embeddings,
     train_next_token_embeddings,
 )
+from gptnotes.inspect import (
+    count_parameters,
+    format_millions,
+    format_parameter_table,
+    parameter_counts_by_module,
+    parameter_table,
+)
 from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
 
@@ -34,13 +41,18 @@ __all__ = [
     "TOY_NEXT_WORD_TEXT",
     "analogy",
     "cosine_similarity",
+    "count_parameters",
     "dot_similarity",
     "embed_by_matmul",
+    "format_millions",
+    "format_parameter_table",
     "get_batch",
     "load_corpus",
     "load_text",
     "nearest",
     "one_hot",
+    "parameter_counts_by_module",
+    "parameter_table",
     "sample_next_token",
     "softmax",
     "softmax_with_temperature",
