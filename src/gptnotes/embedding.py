@@ -437,7 +437,9 @@ def analogy(
     the query is ``king - man + woman``.
 
     Args:
-        a, b, c: Words of ``words``.
+        a: The first word of the known pair (``"man"``), one of ``words``.
+        b: The second word of the known pair (``"king"``).
+        c: The word whose partner is wanted (``"woman"``).
         words: The vocabulary; ``words[i]`` is the word of row ``i`` of ``table``.
         table: Floating-point embeddings ``(V, C)``.
         k: How many answers to return.
