@@ -6,18 +6,26 @@ The path from a text file to what a language model trains on:
 2. :func:`train_val_split` keeps the first 90% of the ids for training, the rest for validation.
 3. :func:`get_batch` cuts ``batch_size`` random windows of ``block_size`` ids out of the data
    with :func:`torch.stack`, and the same windows shifted by one as targets.
+
+:func:`load_corpus` returns a small text shipped with the package (about 11 KB of short
+dialogues and fables written for this project), so that every example runs without a
+download; :func:`load_text` reads any other UTF-8 file.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from importlib import resources
 from pathlib import Path
 
 import torch
 
 from gptnotes._checks import check_int_tensor, check_positive_int
 
-__all__ = ["CharTokenizer", "train_val_split", "get_batch", "load_text"]
+__all__ = ["CharTokenizer", "train_val_split", "get_batch", "load_text", "load_corpus"]
+
+_CORPUS_FILE = ("corpus", "tiny_corpus.txt")
 
 
 class CharTokenizer:
@@ -118,8 +126,10 @@ def train_val_split(data: torch.Tensor | Sequence[int], train_fraction: float = 
         ``(train, val)``: ``data[:n]`` and ``data[n:]`` with ``n = int(train_fraction * N)``.
 
     Raises:
-        TypeError: If ``train_fraction`` is not a real number.
-        ValueError: If ``train_fraction`` is not in (0, 1), or either part would be empty.
+        TypeError: If ``data`` is not a tensor or sequence, or ``train_fraction`` is not a
+            real number.
+        ValueError: If ``train_fraction`` is not in (0, 1), ``data`` is a tensor that is not
+            1-D, or either part would be empty.
 
     Examples:
         >>> import torch
@@ -132,6 +142,8 @@ def train_val_split(data: torch.Tensor | Sequence[int], train_fraction: float = 
         raise TypeError(f"train_fraction must be a number in (0, 1), got {type(train_fraction).__name__}")
     if not 0.0 < float(train_fraction) < 1.0:
         raise ValueError(f"train_fraction must be strictly between 0 and 1, got {train_fraction!r}")
+    if not isinstance(data, (torch.Tensor, Sequence)):
+        raise TypeError(f"data must be a 1-D tensor or a sequence, got {type(data).__name__}")
     if isinstance(data, torch.Tensor) and data.dim() != 1:
         raise ValueError(f"data must be 1-D, got shape {tuple(data.shape)}")
     n = int(train_fraction * len(data))
@@ -205,10 +217,25 @@ def load_text(path: str | Path) -> str:
     Args:
         path: Path of the file.
 
+    Returns:
+        The text of the file.
+
     Raises:
+        TypeError: If ``path`` is not a str or path-like object.
         FileNotFoundError: If there is no file at ``path``.
         ValueError: If the file is empty or is not valid UTF-8.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from gptnotes import load_text
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = pathlib.Path(folder) / "tiny.txt"
+        ...     _ = path.write_text("un café", encoding="utf-8")
+        ...     load_text(path)
+        'un café'
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no such file: {str(p)!r}")
@@ -219,3 +246,30 @@ def load_text(path: str | Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"path: the file {str(p)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def load_corpus() -> str:
+    """Return the small training text shipped inside the package.
+
+    About 11 KB of plain English (short dialogues, fables and a few lists about the sea,
+    counting and learning) written for GPT Notes, in 72 distinct ASCII characters:
+    letters, digits, punctuation, spaces and newlines. It is big enough for a
+    character-level bigram model or a tiny GPT to learn visible structure (names in
+    capitals followed by a colon and a new line, common words, punctuation) and small
+    enough to train on in seconds on a CPU. It is read with :mod:`importlib.resources`,
+    so it works from an installed wheel as well as from a source checkout.
+
+    Returns:
+        The text, always the same.
+
+    Examples:
+        >>> from gptnotes import CharTokenizer, load_corpus
+        >>> text = load_corpus()
+        >>> tok = CharTokenizer(text)
+        >>> tok.vocab_size
+        72
+        >>> tok.decode(tok.encode(text)) == text
+        True
+    """
+    folder, name = _CORPUS_FILE
+    return resources.files("gptnotes").joinpath(folder).joinpath(name).read_text(encoding="utf-8")

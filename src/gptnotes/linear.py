@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from gptnotes._checks import check_positive_int, check_tensor
+from gptnotes._checks import check_float_tensor, check_positive_int
 
 __all__ = ["Linear"]
 
@@ -40,7 +40,8 @@ class Linear(nn.Module):
         bias: Learnable tensor of shape ``(C_out,)``, or ``None``.
 
     Raises:
-        TypeError: If a size is not an integer, or the input is not a floating-point tensor.
+        TypeError: If a size is not an integer, ``bias`` is not a bool, or the input is not
+            a floating-point tensor of the weight's dtype.
         ValueError: If a size is not positive, or the input's last dimension is not ``in_features``.
 
     Examples:
@@ -87,7 +88,12 @@ class Linear(nn.Module):
                 self.bias.uniform_(-bias_bound, bias_bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor(x, "input")
+        check_float_tensor(x, "input")
+        if x.dtype != self.weight.dtype:
+            raise TypeError(
+                f"input must have the dtype of the weight ({self.weight.dtype}), got {x.dtype}; "
+                "convert one of them with .to()"
+            )
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"input must have last dimension in_features={self.in_features}, "
