@@ -528,7 +528,7 @@ def test_bitlinear_errors():
     c_out=st.integers(1, 16),
 )
 @HYP
-def test_integer_path_equals_simulated_path_to_float_rounding(seed, lead, c_in, c_out):
+def test_integer_path_equals_the_training_forward_bit_for_bit(seed, lead, c_in, c_out):
     torch.manual_seed(seed)
     layer = BitLinear(c_in, c_out)
     with torch.no_grad():
@@ -536,28 +536,45 @@ def test_integer_path_equals_simulated_path_to_float_rounding(seed, lead, c_in, 
     layer.eval()
     frozen = layer.quantize()
     x = torch.randn(*lead, c_in)
-    y_sim, y_int = layer(x), frozen(x)
+    with torch.no_grad():
+        y_sim, y_int = layer(x), frozen(x)
     assert y_int.shape == y_sim.shape == (*lead, c_out)
-    # exact reference in float64 from the shared integer codes
+    assert torch.equal(y_int, y_sim)
+    # both are the exact integer product followed by two float32 roundings
     codes, s = activation_quant(layer.norm(x))
     ternary, gamma = weight_quant(layer.weight)
-    acc = codes.double() @ ternary.double().T
-    exact = acc * gamma.double() / s.double()
-    # integer path: exact sum, then two float32 roundings
+    exact = (codes.double() @ ternary.double().T) * gamma.double() / s.double()
     assert bool(((y_int.double() - exact).abs() <= 2.01 * U32 * exact.abs()).all())
-    # simulated path: a float32 sum of c_in products; bound (c_in + 2) u sum |terms|
-    terms = (codes.double().abs() / s.double()) @ ternary.double().abs().T * gamma.double()
-    assert bool(((y_sim.double() - y_int.double()).abs() <= (c_in + 4) * U32 * terms + 1e-30).all())
 
 
-def test_integer_path_measured_difference_is_tiny():
-    torch.manual_seed(0)
-    layer = BitLinear(512, 512).eval()
-    x = torch.randn(8, 64, 512)
+@given(seed=st.integers(0, 10_000), c_in=st.integers(1, 64), c_out=st.integers(1, 16))
+@HYP
+def test_dequantised_product_agrees_to_float_rounding(seed, c_in, c_out):
+    # Microsoft's order, F.linear(codes / s, gamma * ternary), sums rounded float32 terms:
+    # it differs from the exact product by at most about (c_in + 2) u sum |terms|.
+    torch.manual_seed(seed)
+    layer = BitLinear(c_in, c_out)
+    x = torch.randn(5, c_in)
     with torch.no_grad():
-        diff = (layer(x) - layer.quantize()(x)).abs()
-        scale = layer(x).abs().max()
-    assert float(diff.max()) <= 1e-5 * float(scale)
+        x_n = layer.norm(x)
+        y = layer(x)
+        y_ms = F.linear(activation_fake_quant(x_n), weight_fake_quant(layer.weight))
+    codes, s = activation_quant(x_n)
+    ternary, gamma = weight_quant(layer.weight)
+    terms = (codes.double().abs() / s.double()) @ ternary.double().abs().T * gamma.double()
+    assert bool(((y_ms.double() - y.double()).abs() <= (c_in + 4) * U32 * terms).all())
+
+
+def test_stacked_layers_integer_path_equals_training_forward():
+    torch.manual_seed(1)
+    net = nn.Sequential(BitLinear(96, 128), nn.GELU(), BitLinear(128, 128), nn.GELU(), BitLinear(128, 32)).eval()
+    frozen = nn.Sequential(*(m.quantize() if isinstance(m, BitLinear) else m for m in net))
+    x = torch.randn(64, 96)
+    with torch.no_grad():
+        assert torch.equal(net(x), frozen(x))
+        wide = BitLinear(8192, 4).eval()  # sums up to 128 * 8192 = 2**20, still exact in float32
+        x = torch.randn(3, 8192)
+        assert torch.equal(wide(x), wide.quantize()(x))
 
 
 def test_int8_matmul_is_exact_and_matches_the_fallback():

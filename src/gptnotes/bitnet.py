@@ -659,15 +659,21 @@ class BitLinear(Linear):
     Forward (training and evaluation alike, as in Microsoft's reference code):
 
     1. ``x_n = RMSNorm(x)``;
-    2. ``x_q = activation_fake_quant(x_n)`` (8 bits per token, absmax);
-    3. ``w_q = weight_fake_quant(W)`` (``{-gamma, 0, +gamma}``, absmean);
+    2. ``x_q = activation_fake_quant(x_n) = codes / s`` (8 bits per token, absmax);
+    3. ``w_q = weight_fake_quant(W) = gamma * ternary`` (absmean);
     4. ``y = x_q @ w_q.T``.
 
-    Steps 2 and 3 go through :func:`straight_through`, so the gradient reaches the
+    The quantisers go through :func:`straight_through`, so the gradient reaches the
     full-precision master weights ``weight`` (and the RMSNorm gain and the input) as if
-    the quantisers were the identity. Since ``x_q = codes / s`` and ``w_q = gamma * ternary``,
-    ``y = (codes @ ternary.T) * gamma / s``: an integer matrix product and one rescale per
-    output, which is what :meth:`quantize` runs in integers.
+    they were the identity. Step 4 equals ``(codes @ ternary.T) * gamma / s``: an integer
+    matrix product, then one rescale per output. We compute it in that order, the order of
+    the integer kernel (the STE applied to ``s * x_n`` and ``W / gamma``, whose rounded
+    values are ``codes`` and ``ternary``): the float matrix product of integer-valued
+    operands is exact while every partial sum stays below ``2**24`` (``in_features <=
+    131072``), so this forward is bit-for-bit the output of :meth:`quantize`'s integer
+    path. Computing ``x_q @ w_q.T`` literally (Microsoft's code) gives the same numbers up to
+    float32 rounding of the sum (about ``1e-7`` relative); in a stack of layers such a
+    rounding difference can flip one activation code of the next layer.
 
     The master weights start as in :class:`gptnotes.Linear` / ``nn.Linear(bias=False)`` (same
     seed, same numbers). There is no bias: the paper removes all biases.
@@ -701,7 +707,7 @@ class BitLinear(Linear):
         >>> bool(layer.weight.grad.abs().sum() > 0)
         True
         >>> frozen = layer.eval().quantize()              # int8 weights, integer matmul
-        >>> bool(torch.allclose(frozen(x), layer(x), atol=1e-5))
+        >>> torch.equal(frozen(x), layer(x))
         True
     """
 
@@ -746,17 +752,19 @@ class BitLinear(Linear):
         _check_features(x, self.in_features)
         check_finite(self.weight, "weight")
         x_n = self.norm(x)  # (*, C_in)
-        x_q = straight_through(x_n, activation_fake_quant(x_n))  # (*, C_in), codes / s
-        w_q = straight_through(self.weight, weight_fake_quant(self.weight))  # (C_out, C_in)
-        return F.linear(x_q, w_q)  # (*, C_out)
+        codes, s = activation_quant(x_n)  # (*, C_in) int8, (*, 1)
+        ternary, gamma = weight_quant(self.weight)  # (C_out, C_in) int8, ()
+        c = straight_through(x_n * s, codes.to(x_n.dtype))  # (*, C_in), integer values
+        t = straight_through(self.weight / gamma, ternary.to(self.weight.dtype))  # (C_out, C_in)
+        return F.linear(c, t) * gamma / s  # (*, C_out): exact integer sums, then the scales
 
     @torch.no_grad()
     def quantize(self) -> BitLinearInference:
         """Freeze the layer for inference: ternary ``int8`` weights and one float scale.
 
         The weights are quantised once; activations are still quantised per call (they
-        depend on the input). The result computes the same outputs as this layer up to
-        float rounding (see :class:`BitLinearInference`).
+        depend on the input). The result computes the same outputs as this layer, bit for
+        bit (see :class:`BitLinearInference`).
 
         Returns:
             A :class:`BitLinearInference` with a copy of the RMSNorm gain.
@@ -778,11 +786,8 @@ class BitLinearInference(nn.Module):
     Forward: ``x_n = RMSNorm(x)``; ``codes, s = activation_quant(x_n)``;
     ``acc = codes @ ternary.T`` in ``int32`` (:func:`int8_matmul`); ``y = acc * gamma / s``.
     The integer sum is exact, so the only roundings are the float RMSNorm, the activation
-    quantiser (shared with the training path) and the final two float operations.
-    :class:`BitLinear`'s float forward computes the same sum with a float32 matrix
-    product of the dequantised values, whose summation rounds; the two agree to
-    within float32 rounding of that sum (about ``1e-7`` relative to the magnitudes summed),
-    not bit-for-bit.
+    quantiser and the final two float operations, exactly those of :class:`BitLinear`'s
+    forward: the two are equal bit for bit (for ``in_features <= 131072``).
 
     Args:
         ternary: ``int8`` tensor ``(C_out, C_in)`` holding only -1, 0, +1.
@@ -861,7 +866,9 @@ class BitLinearInference(nn.Module):
             A :class:`BitLinearInference`.
 
         Raises:
-            TypeError, ValueError: As :func:`unpack_ternary` and the constructor.
+            TypeError: If ``packed`` is not ``uint8`` or an argument has the wrong type.
+            ValueError: If ``packed`` does not fit ``shape`` (see :func:`unpack_ternary`) or
+                another argument is invalid (see the constructor).
         """
         return cls(unpack_ternary(packed, shape), scale, norm_weight, eps=eps)
 
