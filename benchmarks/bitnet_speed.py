@@ -1,0 +1,111 @@
+"""Speed and memory of BitLinear's integer inference path against a float32 linear layer.
+
+Plain script, not run by the tests:
+
+    python benchmarks/bitnet_speed.py [--threads N] [--min-time SECONDS]
+
+For each layer size (C_in -> C_out) and number of tokens N (= B*T), it times, side by side
+in one run (candidates interleaved round by round; the best round of each is kept, since
+on a shared machine the minimum is the least disturbed measurement):
+
+* ``fp32``      F.linear(x, W) in float32: the baseline;
+* ``int path``  BitLinearInference(x): RMSNorm + per-token int8 quantisation + int8 x int8
+                -> int32 matmul (torch._int_mm) + rescale, everything BitLinear does at inference;
+* ``int mm``    only the int8 matmul (torch._int_mm) of already-quantised operands;
+* ``int32 mm``  the portable fallback: widen to int32 and torch.matmul (no BLAS kernel);
+* ``sim``       BitLinear's float forward in eval mode (fake quantisation, float matmul);
+
+and prints the times with their ratio to ``fp32`` (above 1 = slower than float32). Then it
+prints the bytes one weight matrix takes in fp32, fp16, int8, 2-bit and 1.6-bit packing,
+measured from the packed tensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from gptnotes.bitnet import BitLinear, _int8_matmul_int32, activation_quant, int8_matmul, weight_memory_report
+
+SIZES = [(256, 256), (1024, 1024), (1024, 4096), (4096, 4096)]
+TOKENS = [1, 64, 512]
+
+
+def best_us(fns: dict, rounds: int, min_time: float) -> dict:
+    """Time each function in turn, ``rounds`` times; return the best microseconds per call."""
+    loops = {}
+    for name, fn in fns.items():  # warm up, and pick a loop count worth about min_time / rounds
+        fn()
+        start = time.perf_counter()
+        fn()
+        loops[name] = max(1, int(min_time / rounds / max(time.perf_counter() - start, 1e-7)))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(loops[name]):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / loops[name] * 1e6)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--min-time", type=float, default=0.5, help="seconds per candidate and size")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    print(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}\n")
+    head = f"{'C_in->C_out':>12} {'N':>4} | {'fp32 us':>9} | {'int path':>9} {'x':>6} | {'int mm':>9} {'x':>6} | {'int32 mm':>10} {'x':>6} | {'sim':>9} {'x':>6}"
+    print(head)
+    print("-" * len(head))
+    with torch.inference_mode():
+        for c_in, c_out in SIZES:
+            layer = BitLinear(c_in, c_out).eval()
+            frozen = layer.quantize()
+            w = layer.weight.detach().clone()
+            for n in TOKENS:
+                x = torch.randn(n, c_in)
+                codes, _ = activation_quant(frozen.norm(x))
+                wt = frozen.ternary.t()
+                fns = {
+                    "fp": lambda: F.linear(x, w),
+                    "int": lambda: frozen(x),
+                    "mm": lambda: int8_matmul(codes, wt),
+                    "sim": lambda: layer(x),
+                }
+                if c_in * c_out * n <= 1024 * 4096 * 64:  # the fallback takes seconds beyond this
+                    fns["i32"] = lambda: _int8_matmul_int32(codes, wt)
+                t = best_us(fns, args.rounds, args.min_time)
+                t_fp, t_int, t_mm, t_sim = t["fp"], t["int"], t["mm"], t["sim"]
+                if "i32" in t:
+                    s32 = f"{t['i32']:10.1f} {t['i32'] / t_fp:6.2f}"
+                else:
+                    s32 = f"{'skipped':>10} {'':>6}"
+                print(
+                    f"{f'{c_in}->{c_out}':>12} {n:>4} | {t_fp:9.1f} | {t_int:9.1f} {t_int / t_fp:6.2f} | "
+                    f"{t_mm:9.1f} {t_mm / t_fp:6.2f} | {s32} | {t_sim:9.1f} {t_sim / t_fp:6.2f}"
+                )
+
+    print("\nMemory of one weight matrix (bytes, measured from the tensors; ternary formats include the 4-byte scale)")
+    keys = ["fp32", "fp16", "int8", "2-bit", "1.6-bit"]
+    print(f"{'C_in->C_out':>12} | " + " | ".join(f"{k:>10}" for k in keys) + " | fp32 / 1.6-bit | bits per weight (1.6-bit)")
+    for c_in, c_out in SIZES:
+        report = weight_memory_report(torch.empty(c_out, c_in).uniform_(-1, 1))
+        bits = (report["1.6-bit"] - 4) * 8 / (c_in * c_out)
+        print(
+            f"{f'{c_in}->{c_out}':>12} | " + " | ".join(f"{report[k]:>10}" for k in keys)
+            + f" | {report['fp32'] / report['1.6-bit']:14.2f} | {bits:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
