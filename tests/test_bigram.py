@@ -272,6 +272,15 @@ def test_counted_table_is_the_optimum_of_the_training_loss():
         assert nll_from_counts(perturbed, counts).item() >= best
 
 
+def test_nll_from_counts_ignores_minus_infinity_on_unseen_pairs():
+    # smoothing = 0 puts log p = -inf on pairs that never occur; 0 * -inf would be nan
+    data = torch.tensor([0, 1, 0, 1, 2, 2, 0])
+    mle = fit_counts(data, 3, smoothing=0.0)
+    assert bool(torch.isinf(mle.log_probs).any())
+    got = nll_from_counts(mle.log_probs, bigram_counts(data, 3)).item()
+    assert math.isfinite(got) and abs(got - mle.nll(data)) < 1e-12
+
+
 def test_smoothing_trades_training_loss_for_finite_validation_loss():
     train_data = torch.tensor([0, 1, 0, 1, 0, 1, 2, 0, 1])
     val_data = torch.tensor([1, 1, 2, 2])  # pairs 1->1 and 2->2 never occur in training

@@ -163,7 +163,9 @@ class GPTConfig:
     ``dropout`` in ``[0, 1)``, ``attention`` one of ``"heads"``, ``"fused"``.
 
     Examples:
+        >>> import torch
         >>> from gptnotes import GPTConfig, GPTLanguageModel
+        >>> _ = torch.manual_seed(0)
         >>> cfg = GPTConfig()
         >>> cfg.vocab_size, cfg.block_size, cfg.n_embd, cfg.n_head, cfg.n_layer
         (65, 8, 64, 4, 4)
@@ -275,7 +277,9 @@ class GPTLanguageModel(nn.Module):
             TypeError: If ``config`` is not a :class:`GPTConfig`.
 
         Examples:
+            >>> import torch
             >>> from gptnotes import GPTConfig, GPTLanguageModel
+            >>> _ = torch.manual_seed(0)
             >>> model = GPTLanguageModel.from_config(GPTConfig(vocab_size=10, block_size=4, n_embd=8, n_head=2, n_layer=1))
             >>> model.config.n_embd
             8

@@ -59,6 +59,11 @@ def _step_seed(seed: int, step: int, stream: int = 0) -> int:
     return x % (1 << 63)
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (batches are moved there), CPU if it has none."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in ``eval()`` mode inside a ``with`` block, and restore every module's mode after.
@@ -141,12 +146,13 @@ def estimate_loss(
     batch_size = check_positive_int(batch_size, "batch_size")
     eval_iters = check_positive_int(eval_iters, "eval_iters")
     out = {}
+    device = _device_of(model)
     with eval_mode(model):
         for name, data in splits.items():
             losses = torch.zeros(eval_iters)
             for i in range(eval_iters):
                 x, y = get_batch(data, block_size, batch_size, generator=generator)
-                _, loss = model(x, y)
+                _, loss = model(x.to(device), y.to(device))
                 losses[i] = loss.item()
             out[name] = losses.mean().item()
     return out
@@ -193,11 +199,25 @@ class TrainHistory:
 class TrainState:
     """Everything :func:`train` needs to continue where it stopped.
 
+    :func:`train` returns one; pass it back as ``state=`` to go on, or save it with
+    :func:`save_checkpoint` and get it back from :func:`load_checkpoint`.
+
     Attributes:
         optimizer: The AdamW optimizer (its moment estimates are part of the state).
         step: Number of optimizer steps done so far.
         seed: The seed of the run; step ``s`` draws its batch and dropout from ``(seed, s)``.
         history: The recorded losses.
+
+    Examples:
+        >>> import torch
+        >>> from gptnotes import BigramLanguageModel, train
+        >>> _ = torch.manual_seed(0)
+        >>> model = BigramLanguageModel(vocab_size=4)
+        >>> data = torch.tensor([0, 1, 2, 3] * 10)
+        >>> state = train(model, data, steps=5, batch_size=2, block_size=4, progress=False)
+        >>> state = train(model, data, steps=5, batch_size=2, block_size=4, progress=False, state=state)
+        >>> state.step, state.history.steps[-3:]
+        (10, [8, 9, 10])
     """
 
     optimizer: torch.optim.Optimizer
@@ -309,6 +329,7 @@ def train(
 
     if state.step == 0 and not state.history.eval_steps:
         evaluate(0)
+    device = _device_of(model)
     first, last = state.step + 1, state.step + steps
     bar = tqdm(range(first, last + 1), desc="train", disable=not progress, leave=False)
     for step in bar:
@@ -316,7 +337,7 @@ def train(
         x, y = get_batch(train_data, block_size, batch_size, generator=torch.Generator().manual_seed(seed_s))
         with torch.random.fork_rng(devices=[]):  # dropout draws from (seed, step), caller's RNG untouched
             torch.manual_seed(seed_s)
-            _, loss = model(x, y)
+            _, loss = model(x.to(device), y.to(device))
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         state.optimizer.step()
@@ -342,6 +363,14 @@ class Checkpoint:
             checkpoint was saved without one.
         tokenizer: The :class:`gptnotes.CharTokenizer` of the text, or ``None``.
         extra: The ``extra`` dict given to :func:`save_checkpoint` (e.g. batch size).
+
+    Examples:
+        >>> import torch
+        >>> from gptnotes import BigramLanguageModel, Checkpoint
+        >>> _ = torch.manual_seed(0)
+        >>> ckpt = Checkpoint(model=BigramLanguageModel(3), state=None, tokenizer=None, extra={})
+        >>> ckpt.model.vocab_size
+        3
     """
 
     model: nn.Module
@@ -397,6 +426,7 @@ def save_checkpoint(
     Examples:
         >>> import tempfile, os, torch
         >>> from gptnotes import BigramLanguageModel, CharTokenizer, save_checkpoint, load_checkpoint
+        >>> _ = torch.manual_seed(0)
         >>> model = BigramLanguageModel(vocab_size=3)
         >>> with tempfile.TemporaryDirectory() as d:
         ...     save_checkpoint(os.path.join(d, "ckpt.pt"), model, tokenizer=CharTokenizer("abc"))
@@ -458,6 +488,18 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         FileNotFoundError: If there is no file at ``path``.
         ValueError: If the file is not a readable gptnotes checkpoint (corrupt, truncated, of
             another program, or of another format version).
+
+    Examples:
+        >>> import os, tempfile, torch
+        >>> from gptnotes import GPTLanguageModel, load_checkpoint, save_checkpoint, train
+        >>> _ = torch.manual_seed(0)
+        >>> model = GPTLanguageModel(vocab_size=4, block_size=4, n_embd=8, n_head=2, n_layer=1)
+        >>> state = train(model, torch.tensor([0, 1, 2, 3] * 10), steps=3, batch_size=2, block_size=4, progress=False)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     save_checkpoint(os.path.join(d, "ckpt.pt"), model, state)
+        ...     ckpt = load_checkpoint(os.path.join(d, "ckpt.pt"))
+        >>> ckpt.model.config.n_embd, ckpt.state.step, ckpt.tokenizer is None
+        (8, 3, True)
     """
     p = Path(path)
     if not p.is_file():
