@@ -78,8 +78,9 @@ def test_resume_equals_one_longer_run(capsys, text_file, tmp_path):
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
     assert _run(capsys, "train", str(text_file), "--out", str(one), "--steps", "10", *TINY, *FAST)[0] == 0
     assert _run(capsys, "train", str(text_file), "--out", str(two), "--steps", "5", *TINY, *FAST)[0] == 0
-    code, _, err = _run(capsys, "train", str(text_file), "--out", str(two), "--steps", "5", "--resume", *FAST)
+    code, out, err = _run(capsys, "train", str(text_file), "--out", str(two), "--steps", "5", "--resume", *FAST)
     assert code == 0, err
+    assert "step 10: train loss" in out and "step 0:" not in out and "step 5:" not in out
     a, b = load_checkpoint(one), load_checkpoint(two)
     assert b.state.step == 10
     assert a.state.history.losses == b.state.history.losses

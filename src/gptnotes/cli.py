@@ -35,16 +35,20 @@ class UserError(Exception):
     """A problem with what the user asked for; reported without a traceback."""
 
 
-def _add_size_options(p: argparse.ArgumentParser, defaults: dict | None) -> None:
-    d = defaults or {}
+def _add_size_options(p: argparse.ArgumentParser, defaults: dict, keep_none: bool = False) -> None:
+    """Add the model size options; with ``keep_none`` their default is None (so that one can
+    tell which were given) and ``defaults`` is only what the help shows."""
+    def default(key):
+        return None if keep_none else defaults[key]
+
     g = p.add_argument_group("model size")
-    g.add_argument("--block-size", type=int, default=d.get("block_size"), help="context length in tokens (default: %(default)s)")
-    g.add_argument("--n-embd", type=int, default=d.get("n_embd"), help="embedding size C (default: %(default)s)")
-    g.add_argument("--n-head", type=int, default=d.get("n_head"), help="attention heads per block (default: %(default)s)")
-    g.add_argument("--n-layer", type=int, default=d.get("n_layer"), help="number of blocks (default: %(default)s)")
-    g.add_argument("--dropout", type=float, default=d.get("dropout"), help="dropout probability (default: %(default)s)")
-    g.add_argument("--attention", choices=ATTENTION_KINDS, default=d.get("attention"),
-                   help="'heads': one module per head (the notes' names); 'fused': one matrix, faster (default: %(default)s)")
+    g.add_argument("--block-size", type=int, default=default("block_size"), help=f"context length in tokens (default: {defaults['block_size']})")
+    g.add_argument("--n-embd", type=int, default=default("n_embd"), help=f"embedding size C (default: {defaults['n_embd']})")
+    g.add_argument("--n-head", type=int, default=default("n_head"), help=f"attention heads per block (default: {defaults['n_head']})")
+    g.add_argument("--n-layer", type=int, default=default("n_layer"), help=f"number of blocks (default: {defaults['n_layer']})")
+    g.add_argument("--dropout", type=float, default=default("dropout"), help=f"dropout probability (default: {defaults['dropout']})")
+    g.add_argument("--attention", choices=ATTENTION_KINDS, default=default("attention"),
+                   help=f"'heads': one module per head (the notes' names); 'fused': one matrix, faster (default: {defaults['attention']})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-iters", type=int, default=20, help="batches per loss estimate (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed of a new run (default: %(default)s)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_size_options(t, None)
+    _add_size_options(t, SIZE_DEFAULTS, keep_none=True)
 
     g = sub.add_parser("generate", help="sample text from a checkpoint")
     g.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by 'gptnotes train'")
@@ -120,6 +124,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
             f"{args.file!r} is too short for --block-size {cfg.block_size}: its last 10% ({len(val_data)} characters) "
             f"must hold at least block_size + 1 = {cfg.block_size + 1}; use a longer text or a smaller --block-size"
         )
+    first_new_eval = 0 if state is None else state.step + 1  # report only what this run measures
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.6f} M parameters, vocabulary of {tokenizer.vocab_size} characters, "
           f"{len(train_data)} training and {len(val_data)} validation tokens", file=sys.stderr)
@@ -129,13 +134,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
         eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
         progress=not args.no_progress, state=state,
     )
-    _report(state)
+    _report(state, first_new_eval)
     save_checkpoint(out, model, state, tokenizer=tokenizer, extra={"batch_size": batch_size})
     print(f"saved {str(out)!r} after step {state.step}", file=sys.stderr)
 
 
-def _report(state: TrainState) -> None:
+def _report(state: TrainState, since: int) -> None:
     for step, losses in zip(state.history.eval_steps, state.history.eval_losses):
+        if step < since:
+            continue
         parts = ", ".join(f"{name} loss {value:.4f}" for name, value in losses.items())
         print(f"step {step}: {parts}")
 
@@ -150,6 +157,8 @@ def _load(path: Path):
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
+    if args.tokens < 0:
+        raise UserError(f"--tokens must be 0 or more, got {args.tokens}")
     ckpt = _load(Path(args.checkpoint))
     if ckpt.tokenizer is None:
         raise UserError(f"{args.checkpoint!r} holds no vocabulary: it was not written by 'gptnotes train'")
