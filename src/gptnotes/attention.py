@@ -82,6 +82,19 @@ def _check_btc(x: object, name: str = "x") -> torch.Tensor:
     return x
 
 
+def _check_input(x: object, n_embd: int, block_size: int) -> torch.Tensor:
+    _check_btc(x)
+    assert isinstance(x, torch.Tensor)
+    if x.shape[-1] != n_embd:
+        raise ValueError(f"x must have last dimension n_embd={n_embd}, got shape {tuple(x.shape)}")
+    if x.shape[1] > block_size:
+        raise ValueError(
+            f"x has T={x.shape[1]} positions, more than block_size={block_size}, the longest "
+            "sequence this attention layer was built for"
+        )
+    return x
+
+
 def average_past_loop(x: torch.Tensor) -> torch.Tensor:
     """Average every position with all the positions before it, with two Python loops.
 
@@ -344,19 +357,6 @@ class Head(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_embd={self.n_embd}, head_size={self.head_size}, block_size={self.block_size}"
-
-
-def _check_input(x: object, n_embd: int, block_size: int) -> torch.Tensor:
-    _check_btc(x)
-    assert isinstance(x, torch.Tensor)
-    if x.shape[-1] != n_embd:
-        raise ValueError(f"x must have last dimension n_embd={n_embd}, got shape {tuple(x.shape)}")
-    if x.shape[1] > block_size:
-        raise ValueError(
-            f"x has T={x.shape[1]} positions, more than block_size={block_size}, the longest "
-            "sequence this attention layer was built for"
-        )
-    return x
 
 
 class MultiHeadAttention(nn.Module):
