@@ -10,11 +10,18 @@ in place so that failures point at the right line of the page.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+
+# pytest-xdist runs one worker process per core: each should use one thread. With torch's
+# default of one thread per core, two workers on two cores fight over them and the tiny
+# models of the tests run many times slower. Subprocesses (the site build, the copy-paste
+# snippets) inherit the setting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
@@ -43,6 +50,12 @@ def unwrap_containers(text: str) -> str:
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.hookimpl
 def pytest_markdown_docs_markdown_it():
     from markdown_it import MarkdownIt
@@ -68,7 +81,6 @@ def built_site(tmp_path_factory) -> Path:
     (the Pages workflow deploys exactly that build).
     """
     import fcntl
-    import os
     import shutil
     import subprocess
 

@@ -125,7 +125,8 @@ def _script(chain: list[fences.Fence]) -> str:
 def test_snippet_runs_in_a_fresh_interpreter_and_prints_what_the_page_shows(chain, reader_python: Path, tmp_path: Path):
     script = tmp_path / "snippet.py"
     script.write_text(_script(chain), encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8", "TMPDIR": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8", "TMPDIR": str(tmp_path),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}  # one thread per xdist worker
     proc = subprocess.run([str(reader_python), "-I", str(script)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     where = chain[0].where + (f" (+{len(chain) - 1} continuation fences)" if len(chain) > 1 else "")

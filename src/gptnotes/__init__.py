@@ -4,6 +4,24 @@ Every building block of a small GPT, written from scratch in plain PyTorch and p
 equal to PyTorch's own where PyTorch has one. Each module is one concept of the site.
 """
 
+from gptnotes.attention import (
+    CausalSelfAttention,
+    Head,
+    MultiHeadAttention,
+    average_past_loop,
+    average_past_matmul,
+    average_past_softmax,
+    causal_attention,
+    causal_mask,
+)
+from gptnotes.bigram import (
+    BigramLanguageModel,
+    CountBigramModel,
+    bigram_counts,
+    fit_counts,
+    fit_to_counts,
+    nll_from_counts,
+)
 from gptnotes.bitnet import (
     BinaryLinear,
     BitLinear,
@@ -42,6 +60,7 @@ from gptnotes.embedding import (
     toy_word_embeddings,
     train_next_token_embeddings,
 )
+from gptnotes.gpt import Block, FeedForward, GPTConfig, GPTLanguageModel
 from gptnotes.inspect import (
     count_parameters,
     format_millions,
@@ -51,36 +70,70 @@ from gptnotes.inspect import (
 )
 from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
+from gptnotes.training import (
+    Checkpoint,
+    TrainHistory,
+    TrainState,
+    estimate_loss,
+    eval_mode,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BigramLanguageModel",
     "BinaryLinear",
     "BitLinear",
     "BitLinearInference",
+    "Block",
+    "CausalSelfAttention",
     "CharTokenizer",
+    "Checkpoint",
+    "CountBigramModel",
     "Embedding",
     "EmbeddingTrainingResult",
+    "FeedForward",
+    "GPTConfig",
+    "GPTLanguageModel",
+    "Head",
     "Linear",
+    "MultiHeadAttention",
     "RMSNorm",
     "TOY_FEATURES",
     "TOY_NEXT_WORD_TEXT",
     "ThresholdTernaryLinear",
+    "TrainHistory",
+    "TrainState",
     "activation_fake_quant",
     "activation_quant",
     "analogy",
+    "average_past_loop",
+    "average_past_matmul",
+    "average_past_softmax",
+    "bigram_counts",
+    "causal_attention",
+    "causal_mask",
     "cosine_similarity",
     "count_parameters",
     "dot_similarity",
     "embed_by_matmul",
     "entropy_bits",
+    "estimate_loss",
+    "eval_mode",
+    "fit_counts",
+    "fit_to_counts",
     "format_millions",
     "format_parameter_table",
     "get_batch",
     "int8_matmul",
+    "load_checkpoint",
     "load_corpus",
     "load_text",
     "nearest",
+    "nll_from_counts",
     "one_hot",
     "pack_ternary",
     "pack_ternary_2bit",
@@ -88,6 +141,7 @@ __all__ = [
     "parameter_table",
     "replace_linear_with_bitlinear",
     "sample_next_token",
+    "save_checkpoint",
     "softmax",
     "softmax_with_temperature",
     "straight_through",
@@ -95,6 +149,7 @@ __all__ = [
     "ternary_threshold",
     "toy_next_word_data",
     "toy_word_embeddings",
+    "train",
     "train_next_token_embeddings",
     "train_val_split",
     "unpack_ternary",

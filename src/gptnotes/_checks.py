@@ -21,6 +21,9 @@ __all__ = [
     "check_float_tensor",
     "check_token_ids",
     "check_finite",
+    "check_nonnegative_int",
+    "check_probability",
+    "check_targets",
 ]
 
 
@@ -38,6 +41,25 @@ def check_positive_int(value: object, name: str) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_nonnegative_int(value: object, name: str) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= 0`` (e.g. a number of new tokens)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be a non-negative integer, got {_type_name(value)} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def check_probability(value: object, name: str) -> float:
+    """Return ``value`` as a ``float`` if it lies in ``[0, 1)`` (a dropout rate), else raise."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number in [0, 1), got {_type_name(value)} {value!r}")
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return value
 
 
 def check_positive_finite(value: object, name: str) -> float:
@@ -102,3 +124,15 @@ def check_finite(value: torch.Tensor, name: str) -> torch.Tensor:
     if value.is_floating_point() and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} must be finite, but it holds NaN or infinity")
     return value
+
+
+def check_targets(targets: object, idx: torch.Tensor, vocab_size: int, name: str = "targets") -> torch.Tensor:
+    """Check next-token targets: integer ids in ``[0, vocab_size)`` with exactly the shape of ``idx``."""
+    check_int_tensor(targets, name)
+    assert isinstance(targets, torch.Tensor)
+    if targets.shape != idx.shape:
+        raise ValueError(
+            f"{name} must have the shape of idx {tuple(idx.shape)} (one next token per input token), "
+            f"got shape {tuple(targets.shape)}"
+        )
+    return check_token_ids(targets, vocab_size, name)

@@ -1,0 +1,213 @@
+"""The ``gptnotes`` command: train a small GPT on a text file, sample from it, count parameters.
+
+Examples (in a shell)::
+
+    gptnotes train input.txt --out ckpt.pt --steps 2000
+    gptnotes train input.txt --out ckpt.pt --steps 1000 --resume     # 1000 more steps
+    gptnotes generate ckpt.pt --tokens 300 --temperature 0.8 --prompt "ROMEO:"
+    gptnotes params --block-size 8 --n-embd 64 --n-head 4 --n-layer 4
+
+``python -m gptnotes`` is the same command. Errors in what the user gave (a missing, empty or
+non-UTF-8 file, a damaged checkpoint, a character the model does not know) end with a one-line
+message on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from gptnotes.data import CharTokenizer, load_text, train_val_split
+from gptnotes.gpt import ATTENTION_KINDS, GPTConfig, GPTLanguageModel
+from gptnotes.inspect import count_parameters, format_millions, format_parameter_table
+from gptnotes.training import TrainState, load_checkpoint, save_checkpoint, train
+
+__all__ = ["main"]
+
+# The sizes a new model gets when the user gives none: the notes' model with a longer context.
+SIZE_DEFAULTS = {"block_size": 32, "n_embd": 64, "n_head": 4, "n_layer": 4, "dropout": 0.0, "attention": "heads"}
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; reported without a traceback."""
+
+
+def _add_size_options(p: argparse.ArgumentParser, defaults: dict, keep_none: bool = False) -> None:
+    """Add the model size options; with ``keep_none`` their default is None (so that one can
+    tell which were given) and ``defaults`` is only what the help shows."""
+    def default(key):
+        return None if keep_none else defaults[key]
+
+    g = p.add_argument_group("model size")
+    g.add_argument("--block-size", type=int, default=default("block_size"), help=f"context length in tokens (default: {defaults['block_size']})")
+    g.add_argument("--n-embd", type=int, default=default("n_embd"), help=f"embedding size C (default: {defaults['n_embd']})")
+    g.add_argument("--n-head", type=int, default=default("n_head"), help=f"attention heads per block (default: {defaults['n_head']})")
+    g.add_argument("--n-layer", type=int, default=default("n_layer"), help=f"number of blocks (default: {defaults['n_layer']})")
+    g.add_argument("--dropout", type=float, default=default("dropout"), help=f"dropout probability (default: {defaults['dropout']})")
+    g.add_argument("--attention", choices=ATTENTION_KINDS, default=default("attention"),
+                   help=f"'heads': one module per head (the notes' names); 'fused': one matrix, faster (default: {defaults['attention']})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gptnotes", description="Train and sample the small GPT of GPT Notes.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a character-level GPT on a UTF-8 text file",
+                       description="Train a character-level GPT on FILE (first 90%% train, last 10%% validation).")
+    t.add_argument("file", metavar="FILE", help="UTF-8 text file")
+    t.add_argument("--out", default="ckpt.pt", help="checkpoint to write (default: %(default)s)")
+    t.add_argument("--steps", type=int, default=500, help="optimizer steps to run now (default: %(default)s)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint at --out (its sizes, optimizer, step and seed) for --steps more steps")
+    t.add_argument("--batch-size", type=int, default=None, help="sequences per batch (default: 16)")
+    t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate of a new run (default: %(default)s)")
+    t.add_argument("--eval-interval", type=int, default=100, help="estimate train/val loss every N steps (default: %(default)s)")
+    t.add_argument("--eval-iters", type=int, default=20, help="batches per loss estimate (default: %(default)s)")
+    t.add_argument("--seed", type=int, default=0, help="seed of a new run (default: %(default)s)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_size_options(t, SIZE_DEFAULTS, keep_none=True)
+
+    g = sub.add_parser("generate", help="sample text from a checkpoint")
+    g.add_argument("checkpoint", metavar="CKPT", help="checkpoint written by 'gptnotes train'")
+    g.add_argument("--tokens", type=int, default=500, help="characters to generate (default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    g.add_argument("--prompt", default=None, help="text to continue (default: a newline, or the first character)")
+
+    p = sub.add_parser("params", help="print the parameters of a model of the given size")
+    p.add_argument("--vocab-size", type=int, default=65, help="vocabulary size (default: %(default)s)")
+    _add_size_options(p, {**SIZE_DEFAULTS, "block_size": 8})
+    return parser
+
+
+def _given_sizes(args: argparse.Namespace) -> dict:
+    keys = ("block_size", "n_embd", "n_head", "n_layer", "dropout", "attention")
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    text = load_text(args.file)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"--out: the folder {str(out.parent)!r} does not exist")
+    batch_size = args.batch_size
+    if args.resume:
+        if _given_sizes(args):
+            raise UserError("--resume continues the checkpoint's model: do not give model size options with it")
+        ckpt = _load(out)
+        if ckpt.state is None or ckpt.tokenizer is None or not isinstance(ckpt.model, GPTLanguageModel):
+            raise UserError(f"{str(out)!r} was not written by 'gptnotes train': it cannot be resumed")
+        tokenizer, model, state = ckpt.tokenizer, ckpt.model, ckpt.state
+        if CharTokenizer(text).chars != tokenizer.chars:
+            raise UserError(f"{args.file!r} does not have the vocabulary of the checkpoint {str(out)!r}: resume on the same text")
+        saved_batch = ckpt.extra.get("batch_size", 16)
+        if batch_size is not None and batch_size != saved_batch:
+            raise UserError(f"--batch-size {batch_size} differs from the checkpoint's {saved_batch}")
+        batch_size = saved_batch
+    else:
+        tokenizer = CharTokenizer(text)
+        config = GPTConfig(vocab_size=tokenizer.vocab_size, **{**SIZE_DEFAULTS, **_given_sizes(args)})
+        torch.manual_seed(args.seed)
+        model = GPTLanguageModel.from_config(config)
+        state = None
+        batch_size = 16 if batch_size is None else batch_size
+    cfg = model.config
+    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    if len(data) < 20:
+        raise UserError(f"{args.file!r} has only {len(data)} characters: too short to split into training and validation text")
+    train_data, val_data = train_val_split(data, 0.9)
+    if len(val_data) < cfg.block_size + 1:
+        raise UserError(
+            f"{args.file!r} is too short for --block-size {cfg.block_size}: its last 10% ({len(val_data)} characters) "
+            f"must hold at least block_size + 1 = {cfg.block_size + 1}; use a longer text or a smaller --block-size"
+        )
+    first_new_eval = 0 if state is None else state.step + 1  # report only what this run measures
+    print(f"{format_millions(count_parameters(model))} M parameters, vocabulary of {tokenizer.vocab_size} characters, "
+          f"{len(train_data)} training and {len(val_data)} validation tokens", file=sys.stderr)
+    state = train(
+        model, train_data, val_data,
+        steps=args.steps, batch_size=batch_size, block_size=cfg.block_size, lr=args.lr,
+        eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
+        progress=not args.no_progress, state=state,
+    )
+    _report(state, first_new_eval)
+    save_checkpoint(out, model, state, tokenizer=tokenizer, extra={"batch_size": batch_size})
+    print(f"saved {str(out)!r} after step {state.step}", file=sys.stderr)
+
+
+def _report(state: TrainState, since: int) -> None:
+    for step, losses in zip(state.history.eval_steps, state.history.eval_losses):
+        if step < since:
+            continue
+        parts = ", ".join(f"{name} loss {value:.4f}" for name, value in losses.items())
+        print(f"step {step}: {parts}")
+
+
+def _load(path: Path):
+    try:
+        return load_checkpoint(path)
+    except FileNotFoundError:
+        raise UserError(f"no checkpoint at {str(path)!r}") from None
+    except ValueError as err:
+        raise UserError(str(err).removeprefix("path: ")) from None
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    if args.tokens < 0:
+        raise UserError(f"--tokens must be 0 or more, got {args.tokens}")
+    ckpt = _load(Path(args.checkpoint))
+    if ckpt.tokenizer is None:
+        raise UserError(f"{args.checkpoint!r} holds no vocabulary: it was not written by 'gptnotes train'")
+    tok, model = ckpt.tokenizer, ckpt.model
+    if args.prompt:
+        try:
+            start = tok.encode(args.prompt)
+        except ValueError as err:
+            raise UserError(f"--prompt: {err}") from None
+    else:
+        start = [tok.encode("\n")[0] if "\n" in tok.chars else 0]
+    generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
+    model.eval()
+    idx = torch.tensor([start], dtype=torch.long)
+    try:
+        out = model.generate(idx, max_new_tokens=args.tokens, temperature=args.temperature, generator=generator)
+    except (TypeError, ValueError) as err:
+        raise UserError(str(err)) from None
+    text = tok.decode(out[0].tolist())
+    sys.stdout.write(text if args.prompt else text[1:])
+    sys.stdout.write("\n")
+
+
+def _cmd_params(args: argparse.Namespace) -> None:
+    model = GPTLanguageModel.from_config(GPTConfig(vocab_size=args.vocab_size, **_given_sizes(args)))
+    print(format_parameter_table(model))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gptnotes`` command line; return the exit status (0 ok, 2 bad input).
+
+    Args:
+        argv: The arguments after the program name; ``None`` reads ``sys.argv[1:]``.
+
+    Examples:
+        >>> from gptnotes.cli import main
+        >>> main(["params", "--n-layer", "1"])          # doctest: +ELLIPSIS
+        token_embedding_table.weight     [65, 64]   4,160
+        ...
+        lm_head.bias                     [65]          65
+        total: 58,817 parameters (0.058817 M parameters)
+        0
+    """
+    args = _parser().parse_args(argv)
+    commands = {"train": _cmd_train, "generate": _cmd_generate, "params": _cmd_params}
+    try:
+        commands[args.command](args)
+    except (UserError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as err:
+        message = str(err).removeprefix("path: ")
+        print(f"gptnotes {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0

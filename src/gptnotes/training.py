@@ -1,0 +1,548 @@
+"""Training a language model: the loop, the loss estimate, and checkpoints.
+
+* :func:`estimate_loss` averages the loss over a few random batches of each split, in
+  ``eval()`` mode and without gradients, and puts every module back in the mode it was in.
+* :func:`train` runs AdamW on random batches of the training data and returns a
+  :class:`TrainState` (the optimizer, the number of steps done, and a :class:`TrainHistory`
+  of losses for a loss curve).
+* :func:`save_checkpoint` / :func:`load_checkpoint` write and read the model, its sizes, the
+  optimizer, the step, the history and the tokenizer's vocabulary, safely: the file is written
+  to a temporary name and renamed, and read with ``torch.load(..., weights_only=True)``, which
+  refuses arbitrary pickled objects.
+
+Randomness is a function of ``(seed, step)``: the batch of step ``s`` and the dropout masks of
+step ``s`` come from generators seeded with both, never from the global random state. So on
+the CPU the same seed gives bit-identical losses, and training ``2N`` steps gives exactly the
+same model as training ``N``, saving, loading and training ``N`` more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from gptnotes._checks import check_int_tensor, check_nonnegative_int, check_positive_finite, check_positive_int
+from gptnotes.bigram import BigramLanguageModel
+from gptnotes.data import CharTokenizer, get_batch
+from gptnotes.gpt import GPTConfig, GPTLanguageModel
+
+__all__ = [
+    "estimate_loss",
+    "train",
+    "TrainHistory",
+    "TrainState",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "eval_mode",
+]
+
+CHECKPOINT_FORMAT = "gptnotes-checkpoint"
+CHECKPOINT_VERSION = 1
+_EVAL_STREAM = 0x5EED_E7A1  # keeps evaluation batches apart from training batches
+
+
+def _step_seed(seed: int, step: int, stream: int = 0) -> int:
+    """A 63-bit seed from (seed, step, stream), different for every combination in practice."""
+    x = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + stream * 0x94D049BB133111EB) % (1 << 64)
+    x ^= x >> 31
+    return x % (1 << 63)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (batches are moved there), CPU if it has none."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in ``eval()`` mode inside a ``with`` block, and restore every module's mode after.
+
+    Each submodule gets back its own previous ``training`` flag, even if the block raises, and
+    even if the modules were in mixed modes (``model.train()`` would set them all alike).
+
+    Examples:
+        >>> from torch import nn
+        >>> from gptnotes import eval_mode
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+        >>> with eval_mode(net):
+        ...     net.training, net[1].training
+        (False, False)
+        >>> net.training, net[1].training
+        (True, True)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, was_training in modes:
+            m.training = was_training
+
+
+@torch.no_grad()
+def estimate_loss(
+    model: nn.Module,
+    splits: Mapping[str, torch.Tensor],
+    block_size: int,
+    batch_size: int,
+    eval_iters: int,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Average the loss of ``model`` over ``eval_iters`` random batches of each split.
+
+    One batch's loss is noisy; the mean of several is a steadier number to compare the
+    training and validation loss with. The model runs in ``eval()`` mode (no dropout) and
+    without gradients; afterwards every module is back in its previous mode, even if an error
+    is raised. Takes the data explicitly, so it can be called on any model and any text.
+
+    Args:
+        model: Any module called as ``model(x, y) -> (logits, loss)``.
+        splits: Named 1-D token tensors, e.g. ``{"train": train_data, "val": val_data}``.
+        block_size: T of the batches (at most the model's ``block_size``).
+        batch_size: B of the batches.
+        eval_iters: How many batches per split.
+        generator: Optional :class:`torch.Generator` for the batches; pass a seeded one for
+            reproducible estimates.
+
+    Returns:
+        ``{name: mean loss}`` (Python floats, nats per token), in the order of ``splits``.
+
+    Raises:
+        TypeError: If ``splits`` is not a mapping of integer tensors, or a size not an integer.
+        ValueError: If ``splits`` is empty, a size is not positive, or a split is shorter
+            than ``block_size + 1``.
+
+    Examples:
+        >>> import torch
+        >>> from gptnotes import BigramLanguageModel, estimate_loss
+        >>> _ = torch.manual_seed(0)
+        >>> model = BigramLanguageModel(vocab_size=5)
+        >>> data = torch.randint(5, (100,), generator=torch.Generator().manual_seed(0))
+        >>> losses = estimate_loss(model, {"train": data[:80], "val": data[80:]}, block_size=4,
+        ...                        batch_size=8, eval_iters=10, generator=torch.Generator().manual_seed(0))
+        >>> sorted(losses), model.training            # back in training mode
+        (['train', 'val'], True)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(splits, Mapping):
+        raise TypeError(f"splits must be a mapping of names to token tensors, got {type(splits).__name__}")
+    if not splits:
+        raise ValueError("splits must name at least one data split, e.g. {'val': val_data}")
+    for name, data in splits.items():
+        check_int_tensor(data, f"splits[{name!r}]", ndim=1)
+    block_size = check_positive_int(block_size, "block_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    eval_iters = check_positive_int(eval_iters, "eval_iters")
+    out = {}
+    device = _device_of(model)
+    with eval_mode(model):
+        for name, data in splits.items():
+            losses = torch.zeros(eval_iters)
+            for i in range(eval_iters):
+                x, y = get_batch(data, block_size, batch_size, generator=generator)
+                _, loss = model(x.to(device), y.to(device))
+                losses[i] = loss.item()
+            out[name] = losses.mean().item()
+    return out
+
+
+@dataclass
+class TrainHistory:
+    """The losses recorded by :func:`train`, ready for a loss curve.
+
+    Attributes:
+        steps: Step numbers (1-based: after ``s`` optimizer steps) of ``losses``.
+        losses: Training loss of the batch of each step (noisy).
+        eval_steps: Steps at which :func:`estimate_loss` was run (0 = before training).
+        eval_losses: One ``{split: loss}`` dict per entry of ``eval_steps``.
+
+    Examples:
+        >>> from gptnotes import TrainHistory
+        >>> h = TrainHistory(steps=[1, 2], losses=[4.2, 4.1])
+        >>> TrainHistory.from_dict(h.to_dict()) == h
+        True
+    """
+
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_losses: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain lists and dicts, storable in a ``weights_only`` checkpoint."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> TrainHistory:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            steps=[int(s) for s in d["steps"]],
+            losses=[float(v) for v in d["losses"]],
+            eval_steps=[int(s) for s in d["eval_steps"]],
+            eval_losses=[{str(k): float(v) for k, v in e.items()} for e in d["eval_losses"]],
+        )
+
+
+@dataclass
+class TrainState:
+    """Everything :func:`train` needs to continue where it stopped.
+
+    :func:`train` returns one; pass it back as ``state=`` to go on, or save it with
+    :func:`save_checkpoint` and get it back from :func:`load_checkpoint`.
+
+    Attributes:
+        optimizer: The AdamW optimizer (its moment estimates are part of the state).
+        step: Number of optimizer steps done so far.
+        seed: The seed of the run; step ``s`` draws its batch and dropout from ``(seed, s)``.
+        history: The recorded losses.
+
+    Examples:
+        >>> import torch
+        >>> from gptnotes import BigramLanguageModel, train
+        >>> _ = torch.manual_seed(0)
+        >>> model = BigramLanguageModel(vocab_size=4)
+        >>> data = torch.tensor([0, 1, 2, 3] * 10)
+        >>> state = train(model, data, steps=5, batch_size=2, block_size=4, progress=False)
+        >>> state = train(model, data, steps=5, batch_size=2, block_size=4, progress=False, state=state)
+        >>> state.step, state.history.steps[-3:]
+        (10, [8, 9, 10])
+    """
+
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    seed: int = 0
+    history: TrainHistory = field(default_factory=TrainHistory)
+
+
+def _model_block_size(model: nn.Module) -> int | None:
+    if isinstance(model, GPTLanguageModel):
+        return model.config.block_size
+    return None
+
+
+def train(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor | None = None,
+    *,
+    steps: int,
+    batch_size: int,
+    block_size: int,
+    lr: float = 1e-3,
+    eval_interval: int | None = None,
+    eval_iters: int = 20,
+    seed: int = 0,
+    progress: bool = True,
+    state: TrainState | None = None,
+) -> TrainState:
+    """Train ``model`` with AdamW on random batches of ``train_data``.
+
+    Each step draws a batch with :func:`gptnotes.get_batch`, computes ``model(x, y)``, and
+    takes one AdamW step (PyTorch's defaults besides ``lr``, as in the lecture). Every
+    ``eval_interval`` steps (and before the first and after the last step) the mean loss on
+    ``train_data`` and ``val_data`` is estimated with :func:`estimate_loss`.
+
+    Deterministic on the CPU: the batch and the dropout masks of step ``s`` depend only on
+    ``(seed, s)``, and the global random state is neither used nor changed. To continue a run,
+    pass the returned :class:`TrainState` (or the one a checkpoint restored) as ``state``; the
+    result is bit-identical to one uninterrupted run.
+
+    Args:
+        model: A language model called as ``model(x, y) -> (logits, loss)``; trained in place.
+        train_data: 1-D integer tensor of token ids.
+        val_data: Optional 1-D integer tensor for validation estimates.
+        steps: Number of optimizer steps to take now (on top of ``state.step``).
+        batch_size: B.
+        block_size: T of the batches (at most the model's ``block_size``).
+        lr: AdamW learning rate for a new run (a resumed run keeps its optimizer's).
+        eval_interval: Estimate the losses every this many steps; ``None`` only before the
+            first and after the last step.
+        eval_iters: Batches per split for each estimate.
+        seed: Seed of a new run (a resumed run keeps ``state.seed``).
+        progress: Show a tqdm progress bar with the latest loss.
+        state: A :class:`TrainState` to continue from; ``None`` starts a new run.
+
+    Returns:
+        The updated :class:`TrainState` (step, optimizer and history of the whole run).
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If a number is not positive, ``block_size`` exceeds the model's, or the
+            data is shorter than ``block_size + 1``.
+
+    Examples:
+        >>> import torch
+        >>> from gptnotes import GPTLanguageModel, train
+        >>> _ = torch.manual_seed(0)
+        >>> data = torch.arange(200) % 7                     # a text that repeats 0 1 2 ... 6
+        >>> model = GPTLanguageModel(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1)
+        >>> state = train(model, data, steps=60, batch_size=8, block_size=8, lr=1e-2, progress=False)
+        >>> state.step, len(state.history.losses)
+        (60, 60)
+        >>> state.history.losses[-1] < state.history.losses[0] / 4
+        True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    block_size = check_positive_int(block_size, "block_size")
+    eval_iters = check_positive_int(eval_iters, "eval_iters")
+    if eval_interval is not None:
+        eval_interval = check_positive_int(eval_interval, "eval_interval")
+    model_block = _model_block_size(model)
+    if model_block is not None and block_size > model_block:
+        raise ValueError(f"block_size={block_size} must not exceed the model's block_size={model_block}")
+    splits = {"train": train_data}
+    if val_data is not None:
+        splits["val"] = val_data
+    for name, data in splits.items():
+        check_int_tensor(data, f"{name}_data", ndim=1)
+        if len(data) < block_size + 1:
+            raise ValueError(
+                f"{name}_data has {len(data)} tokens, too few for block_size={block_size} "
+                f"(a batch needs block_size + 1 = {block_size + 1})"
+            )
+    if state is None:
+        lr = check_positive_finite(lr, "lr")
+        seed = check_nonnegative_int(seed, "seed")
+        state = TrainState(optimizer=torch.optim.AdamW(model.parameters(), lr=lr), seed=seed)
+    elif not isinstance(state, TrainState):
+        raise TypeError(f"state must be a TrainState or None, got {type(state).__name__}")
+
+    def evaluate(at_step: int) -> None:
+        g = torch.Generator().manual_seed(_step_seed(state.seed, at_step, _EVAL_STREAM))
+        state.history.eval_steps.append(at_step)
+        state.history.eval_losses.append(estimate_loss(model, splits, block_size, batch_size, eval_iters, g))
+
+    if state.step == 0 and not state.history.eval_steps:
+        evaluate(0)
+    device = _device_of(model)
+    first, last = state.step + 1, state.step + steps
+    bar = tqdm(range(first, last + 1), desc="train", disable=not progress, leave=False)
+    for step in bar:
+        seed_s = _step_seed(state.seed, step)
+        x, y = get_batch(train_data, block_size, batch_size, generator=torch.Generator().manual_seed(seed_s))
+        with torch.random.fork_rng(devices=[]):  # dropout draws from (seed, step), caller's RNG untouched
+            torch.manual_seed(seed_s)
+            _, loss = model(x.to(device), y.to(device))
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        state.optimizer.step()
+        state.step = step
+        state.history.steps.append(step)
+        state.history.losses.append(loss.item())
+        if not math.isfinite(state.history.losses[-1]):
+            raise FloatingPointError(f"the loss became {state.history.losses[-1]} at step {step}; lower lr")
+        bar.set_postfix(loss=f"{state.history.losses[-1]:.4f}", refresh=False)
+        if (eval_interval is not None and step % eval_interval == 0) or step == last:
+            evaluate(step)
+    bar.close()
+    return state
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns.
+
+    Attributes:
+        model: The rebuilt model with its weights, in ``train()`` mode.
+        state: The :class:`TrainState` (optimizer, step, seed, history), or ``None`` if the
+            checkpoint was saved without one.
+        tokenizer: The :class:`gptnotes.CharTokenizer` of the text, or ``None``.
+        extra: The ``extra`` dict given to :func:`save_checkpoint` (e.g. batch size).
+
+    Examples:
+        >>> import torch
+        >>> from gptnotes import BigramLanguageModel, Checkpoint
+        >>> _ = torch.manual_seed(0)
+        >>> ckpt = Checkpoint(model=BigramLanguageModel(3), state=None, tokenizer=None, extra={})
+        >>> ckpt.model.vocab_size
+        3
+    """
+
+    model: nn.Module
+    state: TrainState | None
+    tokenizer: CharTokenizer | None
+    extra: dict
+
+
+def _describe_model(model: nn.Module) -> tuple[str, dict]:
+    if isinstance(model, GPTLanguageModel):
+        return "gpt", asdict(model.config)
+    if isinstance(model, BigramLanguageModel):
+        return "bigram", {"vocab_size": model.vocab_size}
+    raise TypeError(f"model must be a GPTLanguageModel or a BigramLanguageModel to be saved, got {type(model).__name__}")
+
+
+def _build_model(kind: str, config: dict) -> nn.Module:
+    if kind == "gpt":
+        return GPTLanguageModel.from_config(GPTConfig(**config))
+    if kind == "bigram":
+        return BigramLanguageModel(**config)
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    state: TrainState | None = None,
+    *,
+    tokenizer: CharTokenizer | None = None,
+    extra: Mapping | None = None,
+) -> None:
+    """Save a model, its sizes, the training state and the vocabulary in one file, atomically.
+
+    The file holds only tensors and plain Python values (a ``state_dict``, the config as a
+    dict, the optimizer's ``state_dict``, lists of losses, the vocabulary's characters), so
+    :func:`load_checkpoint` can read it with ``weights_only=True``. It is written to a
+    temporary file in the same folder and moved over ``path`` with :func:`os.replace`: a crash
+    mid-write never leaves a half-written checkpoint under ``path``.
+
+    Args:
+        path: Where to write, e.g. ``"ckpt.pt"``.
+        model: A :class:`GPTLanguageModel` or :class:`BigramLanguageModel`.
+        state: The :class:`TrainState` to save with it, for resuming.
+        tokenizer: The :class:`gptnotes.CharTokenizer`, so that text can be generated without
+            the training text.
+        extra: Other plain values to keep (numbers, strings, lists, dicts of them).
+
+    Raises:
+        TypeError: If ``model`` is not one of the two model classes.
+        OSError: If the file cannot be written.
+
+    Examples:
+        >>> import tempfile, os, torch
+        >>> from gptnotes import BigramLanguageModel, CharTokenizer, save_checkpoint, load_checkpoint
+        >>> _ = torch.manual_seed(0)
+        >>> model = BigramLanguageModel(vocab_size=3)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     save_checkpoint(os.path.join(d, "ckpt.pt"), model, tokenizer=CharTokenizer("abc"))
+        ...     ckpt = load_checkpoint(os.path.join(d, "ckpt.pt"))
+        >>> ckpt.tokenizer.chars, torch.equal(ckpt.model.token_embedding_table.weight, model.token_embedding_table.weight)
+        (['a', 'b', 'c'], True)
+    """
+    kind, config = _describe_model(model)
+    if state is not None and not isinstance(state, TrainState):
+        raise TypeError(f"state must be a TrainState or None, got {type(state).__name__}")
+    if tokenizer is not None and not isinstance(tokenizer, CharTokenizer):
+        raise TypeError(f"tokenizer must be a CharTokenizer or None, got {type(tokenizer).__name__}")
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_kind": kind,
+        "model_config": config,
+        "model_state": model.state_dict(),
+        "train_state": None
+        if state is None
+        else {
+            "optimizer": state.optimizer.state_dict(),
+            "step": state.step,
+            "seed": state.seed,
+            "history": state.history.to_dict(),
+        },
+        "vocab": None if tokenizer is None else list(tokenizer.chars),
+        "extra": dict(extra or {}),
+    }
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` and rebuild everything in it.
+
+    Uses ``torch.load(path, map_location="cpu", weights_only=True)``: only tensors and plain
+    values are accepted, so a malicious file cannot run code while being loaded.
+
+    Args:
+        path: The checkpoint file.
+
+    Returns:
+        A :class:`Checkpoint`: the model (weights loaded), the training state with a new AdamW
+        optimizer holding the saved moments and learning rate, the tokenizer, and ``extra``.
+
+    Raises:
+        FileNotFoundError: If there is no file at ``path``.
+        ValueError: If the file is not a readable gptnotes checkpoint (corrupt, truncated, of
+            another program, or of another format version).
+
+    Examples:
+        >>> import os, tempfile, torch
+        >>> from gptnotes import GPTLanguageModel, load_checkpoint, save_checkpoint, train
+        >>> _ = torch.manual_seed(0)
+        >>> model = GPTLanguageModel(vocab_size=4, block_size=4, n_embd=8, n_head=2, n_layer=1)
+        >>> state = train(model, torch.tensor([0, 1, 2, 3] * 10), steps=3, batch_size=2, block_size=4, progress=False)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     save_checkpoint(os.path.join(d, "ckpt.pt"), model, state)
+        ...     ckpt = load_checkpoint(os.path.join(d, "ckpt.pt"))
+        >>> ckpt.model.config.n_embd, ckpt.state.step, ckpt.tokenizer is None
+        (8, 3, True)
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"path: no such checkpoint file: {str(p)!r}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False: exactly what must not be done here.
+        raise ValueError(
+            f"path: {str(p)!r} is not a gptnotes checkpoint: torch.load(weights_only=True) refused it "
+            "(it is damaged, or holds Python objects other than tensors and plain values, which are never "
+            "loaded because that could run arbitrary code)"
+        ) from None
+    except Exception as err:  # zip errors, truncated files, ...
+        raise ValueError(
+            f"path: {str(p)!r} is not a readable checkpoint: damaged, truncated, or not written by "
+            f"torch.save ({type(err).__name__})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"path: {str(p)!r} is not a gptnotes checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"path: {str(p)!r} has checkpoint version {payload.get('version')!r}, "
+            f"this gptnotes reads version {CHECKPOINT_VERSION}"
+        )
+    try:
+        model = _build_model(payload["model_kind"], payload["model_config"])
+        model.load_state_dict(payload["model_state"])
+        state = None
+        ts = payload["train_state"]
+        if ts is not None:
+            optimizer = torch.optim.AdamW(model.parameters())
+            optimizer.load_state_dict(ts["optimizer"])
+            state = TrainState(
+                optimizer=optimizer,
+                step=int(ts["step"]),
+                seed=int(ts["seed"]),
+                history=TrainHistory.from_dict(ts["history"]),
+            )
+        vocab = payload["vocab"]
+        tokenizer = None if vocab is None else CharTokenizer("".join(vocab))
+        if tokenizer is not None and tokenizer.chars != list(vocab):
+            raise ValueError("the saved vocabulary is not a sorted list of distinct characters")
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"path: {str(p)!r} is a damaged gptnotes checkpoint ({type(err).__name__}: {err})") from None
+    return Checkpoint(model=model, state=state, tokenizer=tokenizer, extra=dict(payload["extra"]))

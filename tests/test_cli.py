@@ -1,0 +1,165 @@
+"""Tests of the gptnotes command line (gptnotes.cli and python -m gptnotes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gptnotes import load_checkpoint
+from gptnotes.cli import main
+
+TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 12
+TINY = ["--block-size", "8", "--n-embd", "16", "--n-head", "2", "--n-layer", "1"]
+FAST = ["--eval-interval", "5", "--eval-iters", "2", "--batch-size", "4", "--no-progress"]
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "input.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_params_prints_the_notes_listing_and_total(capsys):
+    code, out, _ = _run(capsys, "params")
+    lines = [line.split() for line in out.strip().splitlines()]
+    assert code == 0
+    assert lines[0] == ["token_embedding_table.weight", "[65,", "64]", "4,160"]
+    assert lines[2] == ["blocks.0.sa.heads.0.key.weight", "[16,", "64]", "1,024"]
+    assert lines[-2] == ["lm_head.bias", "[65]", "65"]
+    assert " ".join(lines[-1]) == "total: 208,193 parameters (0.208193 M parameters)"
+    assert len(lines) == 95
+
+
+def test_params_with_sizes_and_fused(capsys):
+    code, out, _ = _run(capsys, "params", "--n-layer", "1", "--attention", "fused")
+    assert code == 0
+    assert "blocks.0.sa.c_attn.weight [192, 64] 12,288" in " ".join(out.split())
+    assert out.strip().endswith("total: 58,817 parameters (0.058817 M parameters)")
+
+
+def test_train_then_generate_end_to_end(capsys, text_file, tmp_path):
+    ckpt = tmp_path / "ckpt.pt"
+    code, out, err = _run(capsys, "train", str(text_file), "--out", str(ckpt), "--steps", "10", *TINY, *FAST)
+    assert code == 0, err
+    assert "step 0: train loss" in out and "step 10: train loss" in out
+    loaded = load_checkpoint(ckpt)
+    assert loaded.state.step == 10
+    assert loaded.tokenizer.chars == sorted(set(TEXT))
+    assert loaded.model.config.block_size == 8
+
+    code, a, _ = _run(capsys, "generate", str(ckpt), "--tokens", "40", "--seed", "1")
+    assert code == 0
+    code, b, _ = _run(capsys, "generate", str(ckpt), "--tokens", "40", "--seed", "1")
+    assert a == b and len(a.rstrip("\n")) == 40
+    assert set(a) <= set(TEXT) | {"\n"}
+    code, c, _ = _run(capsys, "generate", str(ckpt), "--tokens", "5", "--seed", "1", "--prompt", "Before", "--temperature", "0.5")
+    assert code == 0 and c.startswith("Before") and len(c.rstrip("\n")) == len("Before") + 5
+
+
+def test_generate_needs_no_text_file(capsys, text_file, tmp_path):
+    ckpt = tmp_path / "ckpt.pt"
+    assert _run(capsys, "train", str(text_file), "--out", str(ckpt), "--steps", "2", *TINY, *FAST)[0] == 0
+    text_file.unlink()  # the vocabulary travels in the checkpoint
+    code, out, _ = _run(capsys, "generate", str(ckpt), "--tokens", "10", "--seed", "0")
+    assert code == 0 and len(out.rstrip("\n")) == 10
+
+
+def test_resume_equals_one_longer_run(capsys, text_file, tmp_path):
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    assert _run(capsys, "train", str(text_file), "--out", str(one), "--steps", "10", *TINY, *FAST)[0] == 0
+    assert _run(capsys, "train", str(text_file), "--out", str(two), "--steps", "5", *TINY, *FAST)[0] == 0
+    code, out, err = _run(capsys, "train", str(text_file), "--out", str(two), "--steps", "5", "--resume", *FAST)
+    assert code == 0, err
+    assert "step 10: train loss" in out and "step 0:" not in out and "step 5:" not in out
+    a, b = load_checkpoint(one), load_checkpoint(two)
+    assert b.state.step == 10
+    assert a.state.history.losses == b.state.history.losses
+    for (n, p), (_, q) in zip(a.model.named_parameters(), b.model.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def _assert_clean_error(code, err, *words):
+    assert code == 2
+    assert "Traceback" not in err
+    assert err.startswith("gptnotes ")
+    for w in words:
+        assert w in err
+
+
+def test_missing_empty_and_non_utf8_files(capsys, tmp_path):
+    code, _, err = _run(capsys, "train", str(tmp_path / "missing.txt"))
+    _assert_clean_error(code, err, "missing.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    code, _, err = _run(capsys, "train", str(empty))
+    _assert_clean_error(code, err, "empty")
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("caf\xe9 au lait".encode("latin-1") * 10)
+    code, _, err = _run(capsys, "train", str(binary))
+    _assert_clean_error(code, err, "UTF-8")
+
+
+def test_text_too_short_for_the_block_size(capsys, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("abcdefghij" * 5, encoding="utf-8")
+    code, _, err = _run(capsys, "train", str(short), "--block-size", "32", "--steps", "1")
+    _assert_clean_error(code, err, "block-size")
+
+
+def test_bad_model_sizes(capsys, text_file):
+    code, _, err = _run(capsys, "train", str(text_file), "--n-embd", "30", "--n-head", "4", "--steps", "1")
+    _assert_clean_error(code, err, "n_embd")
+
+
+def test_missing_and_corrupt_checkpoints(capsys, tmp_path):
+    code, _, err = _run(capsys, "generate", str(tmp_path / "none.pt"))
+    _assert_clean_error(code, err, "none.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00\x01garbage")
+    code, _, err = _run(capsys, "generate", str(bad))
+    _assert_clean_error(code, err, "bad.pt")
+    code, _, err = _run(capsys, "train", str(bad), "--resume", "--out", str(tmp_path / "none.pt"))
+    _assert_clean_error(code, err)
+
+
+def test_prompt_with_unknown_characters(capsys, text_file, tmp_path):
+    ckpt = tmp_path / "ckpt.pt"
+    assert _run(capsys, "train", str(text_file), "--out", str(ckpt), "--steps", "1", *TINY, *FAST)[0] == 0
+    code, _, err = _run(capsys, "generate", str(ckpt), "--prompt", "Zebra!", "--tokens", "3")
+    _assert_clean_error(code, err, "--prompt", "'Z'")
+    code, _, err = _run(capsys, "generate", str(ckpt), "--temperature", "0", "--tokens", "3")
+    _assert_clean_error(code, err, "temperature")
+
+
+def test_resume_rejects_size_options(capsys, text_file, tmp_path):
+    ckpt = tmp_path / "ckpt.pt"
+    assert _run(capsys, "train", str(text_file), "--out", str(ckpt), "--steps", "1", *TINY, *FAST)[0] == 0
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(ckpt), "--resume", "--n-layer", "2")
+    _assert_clean_error(code, err, "--resume")
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["params", "--n-layer", "x"])
+    assert exc.value.code == 2
+
+
+def test_python_dash_m_runs_the_same_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "gptnotes", "params", "--n-layer", "1"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("total: 58,817 parameters (0.058817 M parameters)")

@@ -1,0 +1,474 @@
+"""Tests of gptnotes.gpt: feed-forward, blocks, and the small GPT of the notes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gptnotes import (
+    Block,
+    CausalSelfAttention,
+    FeedForward,
+    GPTConfig,
+    GPTLanguageModel,
+    MultiHeadAttention,
+    causal_mask,
+)
+
+NOTES_SIZES = dict(vocab_size=65, block_size=8, n_embd=64, n_head=4, n_layer=4)
+
+
+def _notes_listing() -> list[tuple[str, tuple[int, ...]]]:
+    """The parameter listing printed in the notes (003, after "named_parameters"), rebuilt
+    from its visible pattern: embeddings, 4 identical blocks, final norm and head."""
+    rows = [("token_embedding_table.weight", (65, 64)), ("position_embedding_table.weight", (8, 64))]
+    for b in range(4):
+        for h in range(4):
+            for kind in ("key", "query", "value"):
+                rows.append((f"blocks.{b}.sa.heads.{h}.{kind}.weight", (16, 64)))
+        rows += [
+            (f"blocks.{b}.sa.proj.weight", (64, 64)),
+            (f"blocks.{b}.sa.proj.bias", (64,)),
+            (f"blocks.{b}.ffwd.net.0.weight", (256, 64)),
+            (f"blocks.{b}.ffwd.net.0.bias", (256,)),
+            (f"blocks.{b}.ffwd.net.2.weight", (64, 256)),
+            (f"blocks.{b}.ffwd.net.2.bias", (64,)),
+            (f"blocks.{b}.ln1.weight", (64,)),
+            (f"blocks.{b}.ln1.bias", (64,)),
+            (f"blocks.{b}.ln2.weight", (64,)),
+            (f"blocks.{b}.ln2.bias", (64,)),
+        ]
+    rows += [("ln_f.weight", (64,)), ("ln_f.bias", (64,)), ("lm_head.weight", (65, 64)), ("lm_head.bias", (65,))]
+    return rows
+
+
+def _gpt(seed=0, **kw):
+    torch.manual_seed(seed)
+    sizes = dict(vocab_size=11, block_size=8, n_embd=16, n_head=4, n_layer=2)
+    sizes.update(kw)
+    return GPTLanguageModel(**sizes)
+
+
+# --- the notes' model ----------------------------------------------------------------------
+
+
+def test_named_parameters_are_exactly_the_notes_listing():
+    model = GPTLanguageModel(**NOTES_SIZES)
+    got = [(n, tuple(p.shape)) for n, p in model.named_parameters()]
+    assert len(got) == 94
+    assert got == _notes_listing()
+
+
+def test_parameter_count_is_208193():
+    model = GPTLanguageModel(**NOTES_SIZES)
+    total = sum(p.numel() for p in model.parameters())
+    assert total == 208_193
+    assert f"{total / 1e6} M parameters" == "0.208193 M parameters"
+    # the notes' breakdown: 4160 + 512 + 4 blocks x (12288 + 4160 + 33088 + 256) + 128 + 4225
+    per_block = 4 * 3 * 16 * 64 + (64 * 64 + 64) + (256 * 64 + 256 + 64 * 256 + 64) + 4 * 64
+    assert total == 65 * 64 + 8 * 64 + 4 * per_block + 2 * 64 + (65 * 64 + 65)
+
+
+def test_config_defaults_are_the_notes_model_and_from_config_matches():
+    cfg = GPTConfig()
+    assert (cfg.vocab_size, cfg.block_size, cfg.n_embd, cfg.n_head, cfg.n_layer) == (65, 8, 64, 4, 4)
+    assert cfg.dropout == 0.0 and cfg.attention == "heads"
+    torch.manual_seed(0)
+    a = GPTLanguageModel.from_config(cfg)
+    torch.manual_seed(0)
+    b = GPTLanguageModel(**NOTES_SIZES)
+    assert a.config == b.config == cfg
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and torch.equal(pa, pb)
+
+
+def test_fused_config_has_the_same_number_of_parameters():
+    model = GPTLanguageModel(**NOTES_SIZES, attention="fused")
+    assert sum(p.numel() for p in model.parameters()) == 208_193
+    names = [n for n, _ in model.named_parameters()]
+    assert "blocks.0.sa.c_attn.weight" in names
+    assert dict(model.named_parameters())["blocks.0.sa.c_attn.weight"].shape == (192, 64)
+
+
+# --- a reference written with torch.nn only ------------------------------------------------
+
+
+class _RefHead(nn.Module):
+    def __init__(self, C, hs, block):
+        super().__init__()
+        self.key = nn.Linear(C, hs, bias=False)
+        self.query = nn.Linear(C, hs, bias=False)
+        self.value = nn.Linear(C, hs, bias=False)
+        self.hs = hs
+
+    def forward(self, x):
+        T = x.shape[1]
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        w = (q @ k.transpose(-2, -1)) / math.sqrt(self.hs)
+        w = w.masked_fill(torch.ones(T, T).tril() == 0, float("-inf")).softmax(-1)
+        return w @ v
+
+
+class _RefMHA(nn.Module):
+    def __init__(self, C, nh, block):
+        super().__init__()
+        self.heads = nn.ModuleList([_RefHead(C, C // nh, block) for _ in range(nh)])
+        self.proj = nn.Linear(C, C)
+
+    def forward(self, x):
+        return self.proj(torch.cat([h(x) for h in self.heads], dim=-1))
+
+
+class _RefFF(nn.Module):
+    def __init__(self, C):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(C, 4 * C), nn.ReLU(), nn.Linear(4 * C, C), nn.Dropout(0.0))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class _RefBlock(nn.Module):
+    def __init__(self, C, nh, block):
+        super().__init__()
+        self.sa = _RefMHA(C, nh, block)
+        self.ffwd = _RefFF(C)
+        self.ln1 = nn.LayerNorm(C)
+        self.ln2 = nn.LayerNorm(C)
+
+    def forward(self, x):
+        x = x + self.sa(self.ln1(x))
+        return x + self.ffwd(self.ln2(x))
+
+
+class _RefGPT(nn.Module):
+    """The lecture's architecture with torch.nn layers only (and the head_size scale)."""
+
+    def __init__(self, V, block, C, nh, nl):
+        super().__init__()
+        self.token_embedding_table = nn.Embedding(V, C)
+        self.position_embedding_table = nn.Embedding(block, C)
+        self.blocks = nn.Sequential(*[_RefBlock(C, nh, block) for _ in range(nl)])
+        self.ln_f = nn.LayerNorm(C)
+        self.lm_head = nn.Linear(C, V)
+
+    def forward(self, idx):
+        T = idx.shape[1]
+        x = self.token_embedding_table(idx) + self.position_embedding_table(torch.arange(T))
+        return self.lm_head(self.ln_f(self.blocks(x)))
+
+
+def test_same_seed_gives_the_weights_of_a_torch_nn_model():
+    # gptnotes.Linear draws like nn.Linear, and modules are created in the same order:
+    # the default initialisation is PyTorch's, bit for bit.
+    torch.manual_seed(0)
+    ours = GPTLanguageModel(**NOTES_SIZES)
+    torch.manual_seed(0)
+    ref = _RefGPT(65, 8, 64, 4, 4)
+    ref_params = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.equal(p, ref_params[name]), name
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_logits_equal_the_torch_nn_reference(seed):
+    ours = _gpt(seed)
+    ref = _RefGPT(11, 8, 16, 4, 2)
+    ref.load_state_dict(ours.state_dict())
+    idx = torch.randint(11, (3, 8), generator=torch.Generator().manual_seed(seed))
+    assert torch.allclose(ours(idx)[0], ref(idx), atol=1e-5)
+
+
+def test_block_equals_torch_transformer_encoder_layer_pre_norm():
+    torch.manual_seed(0)
+    block = Block(16, 4, 8)
+    ref = nn.TransformerEncoderLayer(16, 4, dim_feedforward=64, dropout=0.0, batch_first=True, norm_first=True)
+    fused = CausalSelfAttention.from_multi_head(block.sa)
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(fused.c_attn.weight)
+        ref.self_attn.in_proj_bias.zero_()
+        ref.self_attn.out_proj.load_state_dict(block.sa.proj.state_dict())
+        ref.linear1.load_state_dict(block.ffwd.net[0].state_dict())
+        ref.linear2.load_state_dict(block.ffwd.net[2].state_dict())
+        ref.norm1.load_state_dict(block.ln1.state_dict())
+        ref.norm2.load_state_dict(block.ln2.state_dict())
+    x = torch.randn(3, 7, 16)
+    expected = ref(x, src_mask=~causal_mask(7), is_causal=True)
+    assert torch.allclose(block(x), expected, atol=1e-5)
+
+
+# --- pieces --------------------------------------------------------------------------------
+
+
+def test_feed_forward_acts_on_each_position_separately():
+    torch.manual_seed(0)
+    ffwd = FeedForward(8)
+    x = torch.randn(2, 5, 8)
+    whole = ffwd(x)
+    for t in range(5):
+        assert torch.allclose(whole[:, t], ffwd(x[:, t]), atol=1e-6)
+    manual = F.relu(x @ ffwd.net[0].weight.T + ffwd.net[0].bias) @ ffwd.net[2].weight.T + ffwd.net[2].bias
+    assert torch.allclose(whole, manual, atol=1e-6)
+
+
+def test_block_is_pre_norm_residual():
+    torch.manual_seed(0)
+    block = Block(16, 4, 8)
+    x = torch.randn(2, 6, 16)
+    h = x + block.sa(block.ln1(x))
+    assert torch.allclose(block(x), h + block.ffwd(block.ln2(h)), atol=1e-6)
+    assert isinstance(block.sa, MultiHeadAttention)
+    assert isinstance(Block(16, 4, 8, attention="fused").sa, CausalSelfAttention)
+
+
+# --- forward, loss, causality, positions ---------------------------------------------------
+
+
+def test_forward_shapes_and_loss_is_cross_entropy():
+    model = _gpt()
+    idx = torch.randint(11, (3, 8))
+    targets = torch.randint(11, (3, 8))
+    logits, loss = model(idx, targets)
+    assert logits.shape == (3, 8, 11)
+    assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1)))
+    assert model(idx)[1] is None
+    assert model(idx[:, :3])[0].shape == (3, 3, 11)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loss_at_init_is_close_to_ln_vocab(seed):
+    # lm_head reads a layer-normed vector (unit variance per feature) through weights uniform in
+    # +-1/sqrt(C): the logits have variance about C * (1 / (3C)) = 1/3 (+ 1/(3C) from the bias).
+    # For logits z of small variance s2, E[logsumexp(z)] ~ ln V + s2 / 2, so the loss starts
+    # near ln 65 + 0.17 = 4.34, not at ln 65 = 4.17 exactly. Over 512 random targets the loss
+    # has a standard deviation of about 0.02 (measured: 0.022 over 10 seeds); 0.1 is ~5 sigma.
+    torch.manual_seed(seed)
+    model = GPTLanguageModel(**NOTES_SIZES)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(65, (64, 8), generator=g)
+    logits, loss = model(idx, torch.randint(65, (64, 8), generator=g))
+    s2 = logits.var(dim=-1).mean().item()
+    assert 0.25 < s2 < 0.45
+    assert abs(loss.item() - (math.log(65) + s2 / 2)) < 0.1
+    assert abs(loss.item() - math.log(65)) < 0.35
+
+
+@pytest.mark.parametrize("attention", ["heads", "fused"])
+def test_changing_a_future_token_never_changes_earlier_logits(attention):
+    model = _gpt(attention=attention)
+    idx = torch.randint(11, (2, 8), generator=torch.Generator().manual_seed(0))
+    base, _ = model(idx)
+    for t in range(8):
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % 11
+        out, _ = model(changed)
+        assert torch.allclose(out[:, :t], base[:, :t], atol=1e-6)
+        assert not torch.allclose(out[:, t], base[:, t])
+
+
+def test_same_token_at_two_positions_enters_as_two_vectors():
+    model = _gpt()
+    x = model.embed(torch.tensor([[4, 4, 4]]))
+    assert not torch.allclose(x[0, 0], x[0, 1])
+    expected = model.token_embedding_table.weight[4] + model.position_embedding_table.weight[:3]
+    assert torch.allclose(x[0], expected)
+
+
+def test_adding_embeddings_is_a_linear_map_of_the_concatenated_one_hots():
+    # The notes worry that addition can collide (7 = 4 + 3 = 2 + 5). tok + pos is exactly one
+    # linear layer applied to [one_hot(token), one_hot(position)]: nothing is lost that a
+    # concatenation followed by a linear layer would keep.
+    model = _gpt()
+    V, block, C = 11, 8, 16
+    idx = torch.randint(V, (2, block), generator=torch.Generator().manual_seed(0))
+    one_hots = torch.cat(
+        [F.one_hot(idx, V).float(), F.one_hot(torch.arange(block), block).float().expand(2, block, block)], dim=-1
+    )  # (B, T, V + block)
+    W = torch.cat([model.token_embedding_table.weight, model.position_embedding_table.weight])  # (V + block, C)
+    assert torch.allclose(model.embed(idx), one_hots @ W, atol=1e-6)
+    # and the V * block sums are all distinct, with a wide margin, at initialisation
+    sums = (model.token_embedding_table.weight[:, None, :] + model.position_embedding_table.weight[None]).reshape(-1, C)
+    dist = torch.cdist(sums, sums) + torch.eye(V * block) * 1e9
+    assert dist.min().item() > 0.5
+
+
+def test_position_table_is_learned_not_a_fixed_formula():
+    # The notes (002) describe positional encodings as a fixed mathematical formula; here the
+    # positions are a learned table that receives gradients like every other weight.
+    model = _gpt()
+    idx = torch.randint(11, (2, 8))
+    _, loss = model(idx, idx)
+    loss.backward()
+    pos = model.position_embedding_table.weight
+    assert pos.requires_grad and pos.grad is not None and pos.grad.abs().sum() > 0
+
+
+def test_order_matters_with_positions_and_through_the_causal_mask():
+    idx = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    perm = torch.tensor([[3, 1, 5, 2, 4, 6]])  # the same tokens before the last, reordered
+
+    def last_logits(model, x):
+        return model(x)[0][:, -1]
+
+    one = _gpt(n_layer=1)
+    two = _gpt(n_layer=2)
+    # with positions, order changes the prediction
+    assert not torch.allclose(last_logits(one, idx), last_logits(one, perm), atol=1e-4)
+    with torch.no_grad():
+        one.position_embedding_table.weight.zero_()
+        two.position_embedding_table.weight.zero_()
+    # without positions, one layer of attention sees the past as a bag of tokens ...
+    assert torch.allclose(last_logits(one, idx), last_logits(one, perm), atol=1e-5)
+    # ... but with two layers the causal mask alone already makes order visible
+    assert not torch.allclose(last_logits(two, idx), last_logits(two, perm), atol=1e-4)
+
+
+def test_dropout_zero_makes_train_and_eval_identical():
+    # The notes (003, model.eval()) stress dropout and batch norm; this GPT has no batch norm,
+    # and layer norm behaves the same in both modes: only dropout differs.
+    model = _gpt()
+    idx = torch.randint(11, (2, 8))
+    train_logits = model(idx)[0]
+    model.eval()
+    assert torch.equal(train_logits, model(idx)[0])
+    noisy = _gpt(dropout=0.3)
+    assert not torch.allclose(noisy(idx)[0], noisy(idx)[0])
+    noisy.eval()
+    assert torch.equal(noisy(idx)[0], noisy(idx)[0])
+
+
+# --- fused fast path -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fused_model_gives_the_same_logits_loss_and_gradients(seed):
+    model = _gpt(seed)
+    fused = model.to_fused()
+    assert fused.config.attention == "fused" and model.config.attention == "heads"
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(11, (4, 8), generator=g)
+    targets = torch.randint(11, (4, 8), generator=g)
+    logits_a, loss_a = model(idx, targets)
+    logits_b, loss_b = fused(idx, targets)
+    assert torch.allclose(logits_a, logits_b, atol=1e-5)
+    assert torch.allclose(loss_a, loss_b, atol=1e-6)
+    loss_a.backward()
+    loss_b.backward()
+    grads_b = {n: p.grad for n, p in fused.named_parameters()}
+    for name, p in model.named_parameters():
+        if ".sa.heads." in name:
+            continue
+        assert torch.allclose(p.grad, grads_b[name], atol=1e-5), name
+    for i, block in enumerate(model.blocks):
+        gq, gk, gv = grads_b[f"blocks.{i}.sa.c_attn.weight"].split(16, dim=0)
+        for h, head in enumerate(block.sa.heads):
+            rows = slice(4 * h, 4 * (h + 1))
+            assert torch.allclose(head.query.weight.grad, gq[rows], atol=1e-5)
+            assert torch.allclose(head.key.weight.grad, gk[rows], atol=1e-5)
+            assert torch.allclose(head.value.weight.grad, gv[rows], atol=1e-5)
+
+
+def test_to_fused_copies_and_leaves_the_original_alone():
+    model = _gpt()
+    fused = model.to_fused()
+    with torch.no_grad():
+        fused.lm_head.bias.add_(1.0)
+    assert not torch.equal(fused.lm_head.bias, model.lm_head.bias)
+    assert isinstance(model.blocks[0].sa, MultiHeadAttention)
+
+
+# --- generation and attention maps ---------------------------------------------------------
+
+
+def test_generate_crops_to_block_size_and_is_reproducible():
+    model = _gpt()
+    idx = torch.randint(11, (2, 3))
+    a = model.generate(idx, 25, generator=torch.Generator().manual_seed(0))
+    b = model.generate(idx, 25, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (2, 28) and torch.equal(a, b) and torch.equal(a[:, :3], idx)
+    assert int(a.min()) >= 0 and int(a.max()) < 11
+
+
+def test_generate_looks_at_the_last_block_size_tokens_only():
+    model = _gpt()
+    tail = torch.randint(11, (1, 8), generator=torch.Generator().manual_seed(1))
+    a = torch.cat([torch.tensor([[0, 0, 0, 0]]), tail], dim=1)
+    b = torch.cat([torch.tensor([[9, 5, 1, 7]]), tail], dim=1)
+    out_a = model.generate(a, 1, generator=torch.Generator().manual_seed(3))
+    out_b = model.generate(b, 1, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out_a[:, -1], out_b[:, -1])
+    # and one step equals sampling from the logits of the last position by hand
+    logits = model(tail)[0][:, -1]
+    manual = torch.multinomial(torch.softmax(logits, -1), 1, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out_a[:, -1:], manual)
+
+
+def test_attention_maps_match_the_heads():
+    model = _gpt(n_layer=2)
+    model.eval()
+    idx = torch.randint(11, (2, 6))
+    maps = model.attention_maps(idx)
+    assert maps.shape == (2, 2, 4, 6, 6)
+    assert torch.allclose(maps.sum(-1), torch.ones(2, 2, 4, 6), atol=1e-5)
+    assert bool((maps.triu(diagonal=1) == 0).all())
+    first = model.blocks[0]
+    _, w = first.sa.heads[2](first.ln1(model.embed(idx)), return_weights=True)
+    assert torch.allclose(maps[0, :, 2], w, atol=1e-6)
+    assert torch.allclose(model.to_fused().attention_maps(idx), maps, atol=1e-5)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_sequence_longer_than_block_size_is_rejected():
+    model = _gpt()
+    with pytest.raises(ValueError, match="idx.*block_size"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_bad_idx_and_targets_are_rejected():
+    model = _gpt()
+    idx = torch.zeros(2, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.full((2, 4), 11))
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(TypeError, match="idx"):
+        model(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="targets"):
+        model(idx, torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="targets"):
+        model(idx, torch.full((2, 4), -1))
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(idx, -2)
+
+
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(n_embd=18, n_head=4), ValueError, "n_embd"),
+        (dict(n_head=0), ValueError, "n_head"),
+        (dict(vocab_size=0), ValueError, "vocab_size"),
+        (dict(block_size=2.5), TypeError, "block_size"),
+        (dict(dropout=1.0), ValueError, "dropout"),
+        (dict(attention="flash"), ValueError, "attention"),
+    ],
+)
+def test_bad_sizes_are_rejected(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        _gpt(**kw)
+    sizes = dict(vocab_size=11, block_size=8, n_embd=16, n_head=4, n_layer=2)
+    sizes.update(kw)
+    with pytest.raises(exc, match=match):
+        GPTConfig(**sizes)
+
+
+def test_from_config_requires_a_config():
+    with pytest.raises(TypeError, match="config"):
+        GPTLanguageModel.from_config({"vocab_size": 65})

@@ -1,0 +1,298 @@
+"""Tests of gptnotes.training: estimate_loss, train, checkpoints and resuming."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from gptnotes import (
+    BigramLanguageModel,
+    CharTokenizer,
+    GPTLanguageModel,
+    TrainState,
+    estimate_loss,
+    eval_mode,
+    get_batch,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+
+TEXT = "to be or not to be, that is the question. " * 8
+
+
+def _data():
+    tok = CharTokenizer(TEXT)
+    data = torch.tensor(tok.encode(TEXT))
+    return tok, data[:300], data[300:]
+
+
+def _gpt(seed=0, dropout=0.0, vocab_size=None):
+    torch.manual_seed(seed)
+    V = vocab_size or CharTokenizer(TEXT).vocab_size
+    return GPTLanguageModel(V, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=dropout)
+
+
+KW = dict(batch_size=4, block_size=8, lr=3e-3, eval_interval=5, eval_iters=2, progress=False)
+
+
+# --- estimate_loss -------------------------------------------------------------------------
+
+
+def test_estimate_loss_is_the_mean_of_the_batch_losses():
+    _, tr, va = _data()
+    model = _gpt()
+    got = estimate_loss(model, {"train": tr, "val": va}, 8, 4, 3, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    expected = {}
+    for name, data in (("train", tr), ("val", va)):
+        losses = [model(*get_batch(data, 8, 4, generator=g))[1].item() for _ in range(3)]
+        expected[name] = sum(losses) / 3
+    assert list(got) == ["train", "val"]
+    for name in got:
+        assert abs(got[name] - expected[name]) < 1e-6
+
+
+@pytest.mark.parametrize("start_training", [True, False])
+def test_estimate_loss_restores_the_previous_mode(start_training):
+    _, tr, _ = _data()
+    model = _gpt(dropout=0.2)
+    model.train(start_training)
+    estimate_loss(model, {"train": tr}, 8, 4, 2)
+    assert all(m.training == start_training for m in model.modules())
+
+
+def test_estimate_loss_restores_mixed_modes_and_runs_in_eval_without_grad():
+    _, tr, _ = _data()
+    seen = {}
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = _gpt(dropout=0.2)
+
+        def forward(self, x, y):
+            seen["training"] = [m.training for m in self.modules()]
+            seen["grad"] = torch.is_grad_enabled()
+            return self.inner(x, y)
+
+    spy = Spy()
+    spy.inner.blocks.eval()  # mixed: some modules train, some eval
+    before = [m.training for m in spy.modules()]
+    estimate_loss(spy, {"train": tr}, 8, 4, 1)
+    assert not any(seen["training"]) and seen["grad"] is False
+    assert [m.training for m in spy.modules()] == before
+
+
+def test_estimate_loss_restores_the_mode_after_an_error():
+    class Broken(nn.Module):
+        def forward(self, x, y):
+            raise RuntimeError("boom")
+
+    model = Broken()
+    with pytest.raises(RuntimeError, match="boom"):
+        estimate_loss(model, {"train": torch.arange(20)}, 4, 2, 1)
+    assert model.training
+    with pytest.raises(RuntimeError), eval_mode(model):
+        raise RuntimeError
+    assert model.training
+
+
+def test_estimate_loss_errors():
+    model = _gpt()
+    _, tr, _ = _data()
+    with pytest.raises(ValueError, match="splits"):
+        estimate_loss(model, {}, 8, 4, 1)
+    with pytest.raises(TypeError, match="splits"):
+        estimate_loss(model, [tr], 8, 4, 1)
+    with pytest.raises(TypeError, match="splits"):
+        estimate_loss(model, {"train": tr.float()}, 8, 4, 1)
+    with pytest.raises(ValueError, match="eval_iters"):
+        estimate_loss(model, {"train": tr}, 8, 4, 0)
+    with pytest.raises(ValueError, match="block_size"):
+        estimate_loss(model, {"train": tr[:5]}, 8, 4, 1)
+
+
+# --- train ---------------------------------------------------------------------------------
+
+
+def _params(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_train_same_seed_is_bit_identical_and_leaves_global_rng_alone():
+    _, tr, va = _data()
+    rng_before = torch.get_rng_state()
+    a, b = _gpt(dropout=0.1), _gpt(dropout=0.1)
+    sa = train(a, tr, va, steps=12, seed=3, **KW)
+    sb = train(b, tr, va, steps=12, seed=3, **KW)
+    assert sa.history.losses == sb.history.losses  # exact float equality
+    assert sa.history.eval_losses == sb.history.eval_losses
+    pa, pb = _params(a), _params(b)
+    assert all(torch.equal(pa[n], pb[n]) for n in pa)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    c = _gpt(dropout=0.1)
+    sc = train(c, tr, va, steps=12, seed=4, **KW)
+    assert sc.history.losses != sa.history.losses
+
+
+def test_train_lowers_the_loss_and_records_history():
+    _, tr, va = _data()
+    model = _gpt()
+    state = train(model, tr, va, steps=40, seed=0, **{**KW, "eval_interval": 10})
+    h = state.history
+    assert state.step == 40 and h.steps == list(range(1, 41)) and len(h.losses) == 40
+    assert h.eval_steps == [0, 10, 20, 30, 40]
+    assert all(set(e) == {"train", "val"} for e in h.eval_losses)
+    assert h.eval_losses[-1]["train"] < h.eval_losses[0]["train"] - 0.5
+    assert isinstance(state.optimizer, torch.optim.AdamW)
+    assert state.optimizer.param_groups[0]["lr"] == KW["lr"]
+
+
+def test_train_works_for_the_bigram_model_too():
+    _, tr, _ = _data()
+    torch.manual_seed(0)
+    model = BigramLanguageModel(CharTokenizer(TEXT).vocab_size)
+    state = train(model, tr, steps=30, batch_size=8, block_size=8, lr=0.1, progress=False)
+    assert state.history.eval_losses[-1]["train"] < state.history.eval_losses[0]["train"]
+
+
+def test_resume_gives_exactly_the_uninterrupted_run(tmp_path):
+    tok, tr, va = _data()
+    # one run of 2N steps
+    full = _gpt(dropout=0.1)
+    full_state = train(full, tr, va, steps=16, seed=7, **KW)
+    # N steps, save, load, N more
+    half = _gpt(dropout=0.1)
+    half_state = train(half, tr, va, steps=8, seed=7, **KW)
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, half, half_state, tokenizer=tok)
+    del half, half_state
+    ckpt = load_checkpoint(path)
+    resumed_state = train(ckpt.model, tr, va, steps=8, state=ckpt.state, **KW)
+    assert resumed_state.step == 16
+    assert resumed_state.history.losses == full_state.history.losses
+    pf, pr = _params(full), _params(ckpt.model)
+    assert all(torch.equal(pf[n], pr[n]) for n in pf)
+    of, orr = full_state.optimizer.state_dict(), resumed_state.optimizer.state_dict()
+    for key in of["state"]:
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(of["state"][key][name], orr["state"][key][name])
+
+
+def test_train_errors():
+    _, tr, va = _data()
+    model = _gpt()
+    with pytest.raises(ValueError, match="block_size"):
+        train(model, tr, steps=1, batch_size=2, block_size=9, progress=False)
+    with pytest.raises(ValueError, match="val_data"):
+        train(model, tr, va[:5], steps=1, batch_size=2, block_size=8, progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        train(model, tr, steps=0, batch_size=2, block_size=8, progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        train(model, tr, steps=1, batch_size=2, block_size=8, lr=-1.0, progress=False)
+    with pytest.raises(TypeError, match="train_data"):
+        train(model, tr.float(), steps=1, batch_size=2, block_size=8, progress=False)
+    with pytest.raises(TypeError, match="state"):
+        train(model, tr, steps=1, batch_size=2, block_size=8, progress=False, state={"step": 3})
+    with pytest.raises(TypeError, match="model"):
+        train("model", tr, steps=1, batch_size=2, block_size=8, progress=False)
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def test_checkpoint_round_trip(tmp_path):
+    tok, tr, va = _data()
+    model = _gpt()
+    state = train(model, tr, va, steps=3, seed=1, **KW)
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, model, state, tokenizer=tok, extra={"batch_size": 4})
+    ckpt = load_checkpoint(str(path))
+    assert isinstance(ckpt.model, GPTLanguageModel) and ckpt.model.config == model.config
+    for (n1, p1), (n2, p2) in zip(model.named_parameters(), ckpt.model.named_parameters()):
+        assert n1 == n2 and torch.equal(p1, p2)
+    assert ckpt.state.step == 3 and ckpt.state.seed == 1
+    assert ckpt.state.history == state.history
+    assert ckpt.tokenizer.chars == tok.chars
+    assert ckpt.extra == {"batch_size": 4}
+    assert ckpt.state.optimizer.param_groups[0]["lr"] == KW["lr"]
+    # the file is plain data: loadable with weights_only=True by torch itself
+    payload = torch.load(path, weights_only=True)
+    assert payload["vocab"] == tok.chars and payload["model_config"]["n_embd"] == 16
+
+
+def test_checkpoint_without_state_or_tokenizer(tmp_path):
+    model = BigramLanguageModel(5)
+    save_checkpoint(tmp_path / "b.pt", model)
+    ckpt = load_checkpoint(tmp_path / "b.pt")
+    assert ckpt.state is None and ckpt.tokenizer is None
+    assert torch.equal(ckpt.model.token_embedding_table.weight, model.token_embedding_table.weight)
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    first = BigramLanguageModel(4)
+    save_checkpoint(path, first)
+    before = path.read_bytes()
+
+    def failing_save(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, BigramLanguageModel(4))
+    assert path.read_bytes() == before  # the old checkpoint is intact
+    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind
+
+
+def test_load_rejects_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="path"):
+        load_checkpoint(tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="path"):
+        load_checkpoint(junk)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(ValueError, match="not a gptnotes checkpoint"):
+        load_checkpoint(foreign)
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, BigramLanguageModel(4))
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ValueError, match="path"):
+        load_checkpoint(truncated)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.makedirs, (_Evil.target,))
+
+
+def test_load_refuses_a_pickle_that_would_run_code(tmp_path):
+    _Evil.target = str(tmp_path / "pwned")
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": "gptnotes-checkpoint", "x": _Evil()}, f, protocol=2)
+    with pytest.raises(ValueError, match="path"):
+        load_checkpoint(path)
+    assert not os.path.exists(_Evil.target)
+
+
+def test_save_rejects_unknown_models(tmp_path):
+    with pytest.raises(TypeError, match="model"):
+        save_checkpoint(tmp_path / "x.pt", nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="state"):
+        save_checkpoint(tmp_path / "x.pt", BigramLanguageModel(3), state="s")
+
+
+def test_train_state_defaults():
+    opt = torch.optim.AdamW(BigramLanguageModel(3).parameters())
+    s = TrainState(optimizer=opt)
+    assert s.step == 0 and s.seed == 0 and s.history.losses == []
