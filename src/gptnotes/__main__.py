@@ -4,4 +4,5 @@ import sys
 
 from gptnotes.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (doctest collection, tools) runs nothing
+    sys.exit(main())
