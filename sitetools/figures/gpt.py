@@ -27,7 +27,7 @@ def _kind(name: str) -> str:
 def parameters(theme: Theme):
     import matplotlib.pyplot as plt
     import torch
-    from matplotlib.ticker import StrMethodFormatter
+    from matplotlib.ticker import FuncFormatter
 
     from gptnotes import GPTConfig, GPTLanguageModel, parameter_table
 
@@ -45,7 +45,7 @@ def parameters(theme: Theme):
         ax.text(bar.get_width() + total * 0.01, bar.get_y() + bar.get_height() / 2,
                 f"{v:,}  ({100 * v / total:.1f}%)", va="center", color=theme.fg, fontsize=9)
     ax.set_xlim(0, max(counts.values()) * 1.32)
-    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k" if x else "0"))
     ax.set_xlabel("parameters (all 4 blocks together)")
     ax.set_title(f"The {total:,} parameters of the notes' GPT, by kind")
     ax.grid(axis="y", visible=False)

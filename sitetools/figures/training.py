@@ -55,7 +55,7 @@ def loss_curve(theme: Theme):
             color=theme.muted, ha="right", va="bottom", fontsize=9)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats per character)")
-    ax.set_title(f"A 0.2 M-parameter GPT on the package's 11 KB corpus, {len(h.steps)} AdamW steps")
+    ax.set_title(f"A 0.21 M-parameter GPT on the package's 11 KB corpus, {len(h.steps)} AdamW steps")
     ax.set_ylim(0.8, 5.0)
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="center right", fontsize=9)
     return fig
