@@ -1,0 +1,52 @@
+"""Figures of the GPT page: where the parameters of the notes' model are."""
+
+from __future__ import annotations
+
+from sitetools.figures import Theme, figure
+
+
+def _kind(name: str) -> str:
+    if name.startswith("token_embedding_table"):
+        return "token table"
+    if name.startswith("position_embedding_table"):
+        return "position table"
+    if ".sa.heads." in name or ".sa.c_attn." in name:
+        return "attention: queries, keys, values"
+    if ".sa.proj." in name:
+        return "attention: projection (sa.proj)"
+    if ".ffwd." in name:
+        return "feed-forward (ffwd)"
+    if ".ln1." in name or ".ln2." in name or name.startswith("ln_f"):
+        return "layer norms"
+    if name.startswith("lm_head"):
+        return "output layer (lm_head)"
+    raise ValueError(f"unexpected parameter {name}")
+
+
+@figure("gpt-parameters")
+def parameters(theme: Theme):
+    import matplotlib.pyplot as plt
+    import torch
+    from matplotlib.ticker import FuncFormatter
+
+    from gptnotes import GPTConfig, GPTLanguageModel, parameter_table
+
+    torch.manual_seed(0)
+    model = GPTLanguageModel.from_config(GPTConfig())
+    counts: dict[str, int] = {}
+    for name, _, numel in parameter_table(model):
+        counts[_kind(name)] = counts.get(_kind(name), 0) + numel
+    total = sum(counts.values())
+    assert total == 208_193
+    items = sorted(counts.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    bars = ax.barh([k for k, _ in items], [v for _, v in items], color=theme.cycle(0))
+    for bar, (_, v) in zip(bars, items):
+        ax.text(bar.get_width() + total * 0.01, bar.get_y() + bar.get_height() / 2,
+                f"{v:,}  ({100 * v / total:.1f}%)", va="center", color=theme.fg, fontsize=9)
+    ax.set_xlim(0, max(counts.values()) * 1.32)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k" if x else "0"))
+    ax.set_xlabel("parameters (all 4 blocks together)")
+    ax.set_title(f"The {total:,} parameters of the notes' GPT, by kind")
+    ax.grid(axis="y", visible=False)
+    return fig
