@@ -56,6 +56,24 @@ def pytest_configure(config):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Run each snippet of a page in an empty directory, as a reader would (and as the build
+    and the copy-paste test do): files it writes land there, not in the repository."""
+    if item.path.suffix != ".md":
+        yield
+        return
+    import tempfile
+
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="gptnotes-snippet-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
 @pytest.hookimpl
 def pytest_markdown_docs_markdown_it():
     from markdown_it import MarkdownIt
