@@ -7,7 +7,7 @@ from functools import lru_cache
 from sitetools.figures import Theme, figure
 
 _SHOWN = {" ": "␣", "\n": "⏎"}
-SAMPLE = "MARA:\nThe lamp is lit, the tide"
+SAMPLE = "MARA:\nThe lamp is lit, the"
 
 
 @lru_cache(maxsize=1)
@@ -38,14 +38,14 @@ def attention_patterns(theme: Theme):
     maps = model.attention_maps(idx)[0, 0]  # layer 0, sequence 0: (nh, T, T)
     T = idx.shape[1]
     labels = [_SHOWN.get(c, c) for c in SAMPLE]
-    fig, axes = plt.subplots(2, 2, figsize=(9.2, 9.6))
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 9.6))
     for h, ax in enumerate(axes.flat):
         w = maps[h]
         itself = w.diagonal().mean().item()
         previous = w.diagonal(offset=-1).mean().item()
         ax.imshow(w.numpy(), cmap=theme.cmap, vmin=0.0, vmax=1.0)
-        ax.set_xticks(range(T), labels, fontsize=8)
-        ax.set_yticks(range(T), labels, fontsize=8)
+        ax.set_xticks(range(T), labels, fontsize=9)
+        ax.set_yticks(range(T), labels, fontsize=9)
         ax.tick_params(length=0)
         ax.grid(False)
         ax.set_title(f"head {h}: {previous:.0%} on the previous character,\n{itself:.0%} on itself (mean weight)",

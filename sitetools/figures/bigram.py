@@ -66,6 +66,7 @@ def _trained():
 def bigram_table(theme: Theme):
     import matplotlib.pyplot as plt
     import torch
+    from matplotlib.colors import PowerNorm
 
     tok, counts, _, model, _, _ = _trained()
     order = torch.argsort(counts.sum(dim=1), descending=True)[:24]  # the 24 most frequent characters
@@ -73,7 +74,8 @@ def bigram_table(theme: Theme):
         probs = model.log_prob_table().exp()[order][:, order]  # (24, 24)
     labels = [_label(tok.chars[i]) for i in order.tolist()]
     fig, ax = plt.subplots(figsize=(7.6, 6.6))
-    im = ax.imshow(probs.numpy(), cmap=theme.cmap, vmin=0.0, vmax=float(probs.max()))
+    # a square-root colour scale, so that probabilities of a few percent are visible too
+    im = ax.imshow(probs.numpy(), cmap=theme.cmap, norm=PowerNorm(0.5, vmin=0.0, vmax=float(probs.max())))
     ax.set_xticks(range(len(labels)), labels, fontsize=10)
     ax.set_yticks(range(len(labels)), labels, fontsize=10)
     ax.tick_params(length=0)
@@ -82,7 +84,7 @@ def bigram_table(theme: Theme):
     ax.set_ylabel("current character")
     ax.set_title("p(next | current) learned by the bigram model\n(the 24 most frequent characters of the package corpus)")
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    bar.set_label("probability")
+    bar.set_label("probability (square-root scale)")
     bar.outline.set_edgecolor(theme.muted)
     return fig
 
