@@ -2,23 +2,25 @@ r"""The bigram language model: the next token from the current token alone.
 
 Two versions of the same model:
 
-* :class:`BigramLanguageModel`, a neural network whose only layer is a ``(vocab, vocab)``
+* [`BigramLanguageModel`][gptnotes.bigram.BigramLanguageModel], a neural network whose only
+  layer is a ``(vocab, vocab)``
   embedding table: row ``i`` holds the *logits* of the token that follows token ``i``.
   It is trained with gradient descent like every later model of the site.
-* :class:`CountBigramModel`, the same table computed in closed form by counting which token
-  follows which (:func:`bigram_counts`) and normalising each row. Without smoothing the
+* [`CountBigramModel`][gptnotes.bigram.CountBigramModel], the same table computed in closed
+  form by counting which token follows which ([`bigram_counts`][gptnotes.bigram.bigram_counts])
+  and normalising each row. Without smoothing the
   counted table is the exact minimum of the training loss, so it tells how far gradient
   descent still is from the best any bigram model can do on that text.
 
 The loss of a bigram model depends on the text only through the count matrix:
 
-.. math::
+$$
+\mathcal{L} = -\frac{1}{N}\sum_{i,j} n_{ij} \log p(j \mid i),
+\qquad p(\cdot \mid i) = \operatorname{softmax}(W_{i,:})
+$$
 
-    \mathcal{L} = -\frac{1}{N}\sum_{i,j} n_{ij} \log p(j \mid i),
-    \qquad p(\cdot \mid i) = \operatorname{softmax}(W_{i,:})
-
-which :func:`nll_from_counts` computes, and which :func:`fit_to_counts` minimises over the
-whole text at once.
+which [`nll_from_counts`][gptnotes.bigram.nll_from_counts] computes, and which
+[`fit_to_counts`][gptnotes.bigram.fit_to_counts] minimises over the whole text at once.
 """
 
 from __future__ import annotations
@@ -80,11 +82,11 @@ class BigramLanguageModel(nn.Module):
     """A language model that predicts the next token from the current token only.
 
     Its single parameter is a ``(vocab_size, vocab_size)`` table, stored in an
-    :class:`torch.nn.Embedding`: looking up token ``i`` returns row ``i``, which is read directly
+    `torch.nn.Embedding`: looking up token ``i`` returns row ``i``, which is read directly
     as the logits of the next token (not as a feature vector, as in the GPT). The tokens before
     the current one have no influence at all, whatever the length of ``idx``.
 
-    The table starts as :class:`torch.nn.Embedding` initialises it, every entry drawn from
+    The table starts as `torch.nn.Embedding` initialises it, every entry drawn from
     N(0, 1). Because those logits are not all equal, the loss at initialisation is about
     ``ln(vocab_size) + 0.5`` rather than ``ln(vocab_size)`` (the loss of a uniform guess).
 
@@ -164,7 +166,8 @@ class BigramLanguageModel(nn.Module):
     ) -> torch.Tensor:
         """Continue every row of ``idx`` by ``max_new_tokens`` sampled tokens.
 
-        Each new token is drawn with :func:`gptnotes.sample_next_token` (``torch.multinomial``
+        Each new token is drawn with [`sample_next_token`][gptnotes.sampling.sample_next_token]
+        (``torch.multinomial``
         on the softmax of the logits), so two calls give different texts unless a seeded
         ``generator`` is passed. Only the last token of each row is fed to the model: it is all
         a bigram model looks at. Runs under ``torch.no_grad()``.
@@ -173,7 +176,7 @@ class BigramLanguageModel(nn.Module):
             idx: ``(B, T)`` token ids to continue, ``T >= 1``.
             max_new_tokens: How many tokens to append, ``>= 0``.
             temperature: Divides the logits before the softmax (``< 1`` sharper, ``> 1`` flatter).
-            generator: Optional :class:`torch.Generator` for reproducible samples.
+            generator: Optional `torch.Generator` for reproducible samples.
 
         Shape:
             - idx: ``(B, T)``; output: ``(B, T + max_new_tokens)``, starting with ``idx``.
@@ -192,7 +195,11 @@ class BigramLanguageModel(nn.Module):
         """Return the ``(V, V)`` table of ``log p(next = j | current = i)``.
 
         The log-softmax of each row of the embedding table: directly comparable with
-        :attr:`CountBigramModel.log_probs`.
+        the ``log_probs`` of a [`CountBigramModel`][gptnotes.bigram.CountBigramModel].
+
+        Shape:
+            - Output: ``(V, V)``; row ``i`` holds ``log p(next = j | current = i)`` and its
+              exponentials sum to 1.
 
         Examples:
             >>> import torch
@@ -258,9 +265,9 @@ def _check_counts(counts: object, name: str = "counts") -> torch.Tensor:
 def nll_from_counts(logits: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     r"""Mean negative log-likelihood of every counted pair under a table of logits.
 
-    .. math::
-
-        -\frac{1}{\sum_{ij} n_{ij}} \sum_{i,j} n_{ij}\, \log\operatorname{softmax}(z_{i,:})_j
+    $$
+    -\frac{1}{\sum_{ij} n_{ij}} \sum_{i,j} n_{ij}\, \log\operatorname{softmax}(z_{i,:})_j
+    $$
 
     This is exactly the mean of ``F.cross_entropy`` over all the pairs of the text, computed
     from the ``V x V`` counts instead of the ``N`` pairs. Differentiable in ``logits``.
@@ -269,7 +276,11 @@ def nll_from_counts(logits: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     Args:
         logits: ``(V, V)`` floating-point table; row ``i`` holds the next-token logits after
             token ``i``, e.g. ``model.token_embedding_table.weight`` or a log-probability table.
-        counts: ``(V, V)`` non-negative counts, e.g. from :func:`bigram_counts`.
+        counts: ``(V, V)`` non-negative counts, e.g. from
+            [`bigram_counts`][gptnotes.bigram.bigram_counts].
+
+    Shape:
+        - logits, counts: ``(V, V)``; output: ``()``, a 0-D tensor.
 
     Returns:
         A 0-D tensor, in nats.
@@ -303,25 +314,30 @@ def nll_from_counts(logits: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 class CountBigramModel:
     r"""The bigram model in closed form: normalised (smoothed) counts.
 
-    .. math::
+    $$
+    p(j \mid i) = \frac{n_{ij} + \alpha}{\sum_k (n_{ik} + \alpha)}
+    $$
 
-        p(j \mid i) = \frac{n_{ij} + \alpha}{\sum_k (n_{ik} + \alpha)}
-
-    With ``smoothing`` :math:`\alpha = 0` these are the maximum-likelihood probabilities: no
+    With ``smoothing`` \(\alpha = 0\) these are the maximum-likelihood probabilities: no
     table of logits whatsoever reaches a lower loss on the counted text, so their loss is the
-    exact optimum a trained :class:`BigramLanguageModel` can approach (never beat). A pair never
+    exact optimum a trained [`BigramLanguageModel`][gptnotes.bigram.BigramLanguageModel] can
+    approach (never beat). A pair never
     seen gets probability 0 then, which makes the loss on other text infinite as soon as such a
     pair occurs; ``smoothing = 1`` (add-one, Laplace) gives every pair a small probability and a
     finite validation loss, at the price of a slightly higher training loss. A row whose token
     never occurs with a follower (all counts and ``smoothing`` zero) is set to uniform.
 
     Args:
-        counts: ``(V, V)`` non-negative counts, from :func:`bigram_counts`.
-        smoothing: :math:`\alpha \ge 0`, added to every count.
+        counts: ``(V, V)`` non-negative counts, from
+            [`bigram_counts`][gptnotes.bigram.bigram_counts].
+        smoothing: \(\alpha \ge 0\), added to every count.
+
+    Shape:
+        - counts, log_probs: ``(V, V)``; row ``i`` is the current token, column ``j`` the next.
 
     Attributes:
         counts: The counts, as given.
-        smoothing: :math:`\alpha`.
+        smoothing: \(\alpha\).
         vocab_size: V.
         log_probs: ``(V, V)`` float64 table of ``log p(j | i)``; ``-inf`` for unseen pairs when
             ``smoothing = 0``.
@@ -363,6 +379,9 @@ class CountBigramModel:
         Args:
             data: 1-D integer tensor of at least 2 token ids.
 
+        Shape:
+            - data: ``(N,)``, giving ``N - 1`` pairs; output: a Python float.
+
         Returns:
             A Python float; ``inf`` if ``data`` holds a pair of probability 0.
 
@@ -388,11 +407,15 @@ def fit_counts(data: torch.Tensor, vocab_size: int, smoothing: float = 1.0) -> C
     Args:
         data: 1-D integer tensor of token ids, at least 2 of them.
         vocab_size: V.
-        smoothing: Added to every count (see :class:`CountBigramModel`); ``0`` gives the exact
+        smoothing: Added to every count (see
+            [`CountBigramModel`][gptnotes.bigram.CountBigramModel]); ``0`` gives the exact
             optimum of the loss on ``data``.
 
+    Shape:
+        - data: ``(N,)``; the model's tables: ``(V, V)``.
+
     Returns:
-        The fitted :class:`CountBigramModel`.
+        The fitted [`CountBigramModel`][gptnotes.bigram.CountBigramModel].
 
     Examples:
         >>> import math, torch
@@ -411,10 +434,11 @@ def fit_to_counts(
     steps: int = 300,
     lr: float = 0.5,
 ) -> list[float]:
-    """Train a :class:`BigramLanguageModel` on a whole text at once, through its counts.
+    """Train a `BigramLanguageModel` on a whole text at once, through its counts.
 
     Because a bigram model's loss on a text depends only on the count matrix
-    (:func:`nll_from_counts`), one gradient step on that loss is one step on the mean loss of
+    ([`nll_from_counts`][gptnotes.bigram.nll_from_counts]), one gradient step on that loss is
+    one step on the mean loss of
     *every* pair of the text: full-batch gradient descent, without sampling batches. Each row
     of the table is a separate convex problem; Adam, whose step size is per entry, moves the
     rows of rare tokens as fast as those of frequent ones, which plain gradient descent does
@@ -426,11 +450,14 @@ def fit_to_counts(
         steps: Number of Adam steps.
         lr: Adam's learning rate (large values are fine: the problem is convex and smooth).
 
+    Shape:
+        - counts: ``(V, V)``, the shape of ``model.token_embedding_table.weight``.
+
     Returns:
         The loss before each step (``steps`` floats, in nats).
 
     Raises:
-        TypeError: If ``model`` is not a :class:`BigramLanguageModel`.
+        TypeError: If ``model`` is not a `BigramLanguageModel`.
         ValueError: If ``counts`` does not match the model's vocabulary, or a number is not positive.
 
     Examples:

@@ -91,6 +91,9 @@ def entropy_bits(probs: torch.Tensor | Sequence[float]) -> float:
         probs: Probabilities, 1-D: a tensor or a sequence of numbers, non-negative and
             summing to 1 (within ``1e-6``).
 
+    Shape:
+        - probs: ``(K,)``, one probability per value; output: a Python float.
+
     Returns:
         The entropy in bits, a Python float.
 
@@ -135,6 +138,9 @@ def tensor_entropy_bits(values: torch.Tensor) -> float:
 
     Args:
         values: Any tensor with at least one element (integer, bool or finite floats).
+
+    Shape:
+        - values: any shape; output: a Python float.
 
     Returns:
         The entropy of the value frequencies in bits, a Python float.
@@ -186,6 +192,10 @@ def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         x: The full-precision tensor that receives the gradient.
         q: Its quantised version, same shape (broadcastable).
 
+    Shape:
+        - x: any shape; q: the shape of ``x`` (or broadcastable to it); output: the
+          broadcast shape of the two.
+
     Returns:
         A tensor equal to ``q`` whose gradient flows to ``x``.
 
@@ -220,6 +230,9 @@ def ternary_threshold(w: torch.Tensor, threshold: float) -> torch.Tensor:
     Args:
         w: Floating-point tensor of any shape.
         threshold: Non-negative finite number.
+
+    Shape:
+        - w: any shape, e.g. ``(C_out, C_in)``; output: the shape of ``w``.
 
     Returns:
         A tensor of ``w``'s shape and dtype holding only -1, 0 and +1.
@@ -258,6 +271,9 @@ def weight_quant(w: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Tensor,
         w: Non-empty floating-point tensor (usually ``(C_out, C_in)``), finite.
         eps: Floor of the scale, positive; only an all-zero (or tiny) ``w`` reaches it.
 
+    Shape:
+        - w: any shape, usually ``(C_out, C_in)``; ternary: the shape of ``w``; gamma: ``()``.
+
     Returns:
         ``(ternary, gamma)``: an ``int8`` tensor of ``w``'s shape holding -1, 0, +1, and a
         0-dim float tensor (``w``'s dtype), the scale.
@@ -293,6 +309,9 @@ def weight_fake_quant(w: torch.Tensor, eps: float = QUANT_EPS) -> torch.Tensor:
     Args:
         w: Non-empty floating-point tensor, finite.
         eps: Floor of the scale, positive.
+
+    Shape:
+        - w: any shape, usually ``(C_out, C_in)``; output: the shape of ``w``.
 
     Returns:
         A tensor of ``w``'s shape and dtype with values in ``{-gamma, 0, +gamma}``.
@@ -573,7 +592,11 @@ class BinaryLinear(Linear):
         self.ste = ste
 
     def quantized_weight(self) -> torch.Tensor:
-        """Return ``sign(weight).clamp(-1, 1)``, the notes' quantiser (values -1, +1)."""
+        """Return ``sign(weight).clamp(-1, 1)``, the notes' quantiser (values -1, +1).
+
+        Shape:
+            - Output: ``(C_out, C_in)``, the shape of ``weight``.
+        """
         return self.weight.sign().clamp(-1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -636,7 +659,11 @@ class ThresholdTernaryLinear(Linear):
         self.threshold = float(threshold)
 
     def quantized_weight(self) -> torch.Tensor:
-        """Return the notes' ternary weights: 0 where ``|W| < threshold``, else ``sign(W)``."""
+        """Return the notes' ternary weights: 0 where ``|W| < threshold``, else ``sign(W)``.
+
+        Shape:
+            - Output: ``(C_out, C_in)``, the shape of ``weight``.
+        """
         w = self.weight
         return torch.where(w.abs() < self.threshold, torch.zeros_like(w), w).sign()
 
@@ -862,6 +889,10 @@ class BitLinearInference(nn.Module):
             norm_weight: RMSNorm gain ``(C_in,)``.
             eps: RMSNorm epsilon.
 
+        Shape:
+            - packed: ``(ceil(C_out * C_in / 5),)``; norm_weight: ``(C_in,)``;
+              the layer's weight: ``(C_out, C_in)``.
+
         Returns:
             A :class:`BitLinearInference`.
 
@@ -952,6 +983,9 @@ def pack_ternary(weights: torch.Tensor) -> torch.Tensor:
     Args:
         weights: Tensor of any shape (integer, or float holding only -1.0, 0.0, 1.0).
 
+    Shape:
+        - weights: any shape, ``n`` elements; output: ``(ceil(n / 5),)``.
+
     Returns:
         A 1-D ``uint8`` tensor of ``ceil(weights.numel() / 5)`` bytes.
 
@@ -984,6 +1018,9 @@ def unpack_ternary(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     Args:
         packed: 1-D ``uint8`` tensor of exactly ``ceil(prod(shape) / 5)`` bytes.
         shape: The shape of the weights, a tuple (or ``torch.Size``) of non-negative ints.
+
+    Shape:
+        - packed: ``(ceil(n / 5),)`` with ``n = prod(shape)``; output: ``shape``.
 
     Returns:
         An ``int8`` tensor of shape ``shape``.
@@ -1025,6 +1062,9 @@ def pack_ternary_2bit(weights: torch.Tensor) -> torch.Tensor:
     Args:
         weights: Tensor of any shape (integer, or float holding only -1.0, 0.0, 1.0).
 
+    Shape:
+        - weights: any shape, ``n`` elements; output: ``(ceil(n / 4),)``.
+
     Returns:
         A 1-D ``uint8`` tensor of ``ceil(weights.numel() / 4)`` bytes.
 
@@ -1053,6 +1093,9 @@ def unpack_ternary_2bit(packed: torch.Tensor, shape: Sequence[int]) -> torch.Ten
     Args:
         packed: 1-D ``uint8`` tensor of exactly ``ceil(prod(shape) / 4)`` bytes.
         shape: The shape of the weights.
+
+    Shape:
+        - packed: ``(ceil(n / 4),)`` with ``n = prod(shape)``; output: ``shape``.
 
     Returns:
         An ``int8`` tensor of shape ``shape``.
@@ -1092,6 +1135,9 @@ def weight_memory_report(layer: nn.Module | torch.Tensor) -> dict[str, int]:
     Args:
         layer: A module with a 2-D float ``weight`` (``Linear``, ``nn.Linear``,
             ``BitLinear``) or a float weight tensor.
+
+    Shape:
+        - the weight: ``(C_out, C_in)``; output: a dict of byte counts.
 
     Returns:
         ``{"fp32": ..., "fp16": ..., "int8": ..., "2-bit": ..., "1.6-bit": ...}`` in bytes.

@@ -90,6 +90,10 @@ class CharTokenizer:
         Args:
             ids: A sequence of ints, or a 1-D integer tensor of shape ``(T,)``.
 
+        Shape:
+            - ids: ``(T,)`` (a tensor, or a sequence of ``T`` ints); output: a string of ``T``
+              characters.
+
         Raises:
             ValueError: If an id is outside ``[0, vocab_size)``.
         """
@@ -121,6 +125,9 @@ def train_val_split(data: torch.Tensor | Sequence[int], train_fraction: float = 
     Args:
         data: The token ids, a 1-D tensor ``(N,)`` or any sequence.
         train_fraction: Fraction kept for training, strictly between 0 and 1.
+
+    Shape:
+        - data: ``(N,)``; train: ``(n,)``; val: ``(N - n,)``.
 
     Returns:
         ``(train, val)``: ``data[:n]`` and ``data[n:]`` with ``n = int(train_fraction * N)``.

@@ -395,6 +395,9 @@ def toy_word_embeddings() -> tuple[list[str], torch.Tensor]:
     table (``nn.Embedding`` after training) has no named columns and such relations hold
     only approximately; this table is for seeing the arithmetic, not a trained model.
 
+    Shape:
+        - table: ``(14, 7)``: 14 words, 7 named features.
+
     Returns:
         ``(words, table)``: the 14 words, and a float tensor ``(14, 7)`` whose row ``i``
         is the vector of ``words[i]``. A new tensor on every call.
@@ -444,6 +447,9 @@ def analogy(
         table: Floating-point embeddings ``(V, C)``.
         k: How many answers to return.
 
+    Shape:
+        - table: ``(V, C)``, one row per word of ``words``.
+
     Returns:
         A list of ``(word, cosine similarity)`` pairs, best first.
 
@@ -486,6 +492,9 @@ def toy_next_word_data(text: str = TOY_NEXT_WORD_TEXT) -> tuple[list[str], torch
     Args:
         text: The text; by default :data:`TOY_NEXT_WORD_TEXT`.
 
+    Shape:
+        - ids: ``(N,)`` for a text of ``N`` words; vocab: ``V`` words.
+
     Returns:
         ``(vocab, ids)``: the sorted distinct words, and the text as a 1-D ``torch.long``
         tensor of word ids (``vocab[ids[i]]`` is the ``i``-th word).
@@ -518,6 +527,9 @@ class EmbeddingTrainingResult:
         weight_before: The embedding table at initialisation, ``(V, C)``.
         weight_after: The table after training, ``(V, C)``.
         losses: The cross-entropy loss before each step (``steps`` numbers).
+
+    Shape:
+        - weight_before, weight_after: ``(V, C)``.
 
     Examples:
         >>> from gptnotes import toy_next_word_data, train_next_token_embeddings
@@ -563,6 +575,9 @@ def train_next_token_embeddings(
         lr: Learning rate of AdamW.
         weight_decay: Weight decay of AdamW (0 allowed).
         seed: Seed for the initial table and head.
+
+    Shape:
+        - data: ``(N,)``; the tables of the result: ``(V, C)`` with ``C = embedding_dim``.
 
     Returns:
         An :class:`EmbeddingTrainingResult` with the table before and after, and the losses.

@@ -1,0 +1,115 @@
+"""Figures of the bigram page: the learned next-character table and the loss curves."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sitetools.figures import Theme, figure
+
+_SHOWN = {" ": "␣", "\n": "⏎"}
+
+
+def _label(ch: str) -> str:
+    return _SHOWN.get(ch, ch)
+
+
+@lru_cache(maxsize=1)
+def _trained():
+    """The package corpus, its training counts, and the two trained bigram models (once per build)."""
+    import torch
+
+    from gptnotes import (
+        BigramLanguageModel,
+        CharTokenizer,
+        CountBigramModel,
+        bigram_counts,
+        fit_to_counts,
+        get_batch,
+        load_corpus,
+        nll_from_counts,
+        train_val_split,
+    )
+
+    text = load_corpus()
+    tok = CharTokenizer(text)
+    data = torch.tensor(tok.encode(text))
+    train_data, _ = train_val_split(data)
+    V = tok.vocab_size
+    counts = bigram_counts(train_data, V)
+    optimum = CountBigramModel(counts, smoothing=0.0).nll(train_data)
+
+    torch.manual_seed(0)
+    full = BigramLanguageModel(V)
+    full_losses = fit_to_counts(full, counts, steps=300, lr=0.5)
+
+    # The lecture's way: AdamW on random batches of 32 x 8 characters; after each step the
+    # exact loss on the whole training text (through the counts), not the noisy batch loss.
+    torch.manual_seed(0)
+    mini = BigramLanguageModel(V)
+    table = mini.token_embedding_table.weight
+    opt = torch.optim.AdamW(mini.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        mini_losses = [nll_from_counts(table, counts).item()]
+    for _ in range(300):
+        x, y = get_batch(train_data, block_size=8, batch_size=32, generator=g)
+        _, loss = mini(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            mini_losses.append(nll_from_counts(table, counts).item())
+    return tok, counts, optimum, full, full_losses, mini_losses
+
+
+@figure("bigram-table")
+def bigram_table(theme: Theme):
+    import matplotlib.pyplot as plt
+    import torch
+    from matplotlib.colors import PowerNorm
+
+    tok, counts, _, model, _, _ = _trained()
+    order = torch.argsort(counts.sum(dim=1), descending=True)[:24]  # the 24 most frequent characters
+    with torch.no_grad():
+        probs = model.log_prob_table().exp()[order][:, order]  # (24, 24)
+    labels = [_label(tok.chars[i]) for i in order.tolist()]
+    fig, ax = plt.subplots(figsize=(7.6, 6.6))
+    # a square-root colour scale, so that probabilities of a few percent are visible too
+    im = ax.imshow(probs.numpy(), cmap=theme.cmap, norm=PowerNorm(0.5, vmin=0.0, vmax=float(probs.max())))
+    ax.set_xticks(range(len(labels)), labels, fontsize=10)
+    ax.set_yticks(range(len(labels)), labels, fontsize=10)
+    ax.tick_params(length=0)
+    ax.grid(False)
+    ax.set_xlabel("next character")
+    ax.set_ylabel("current character")
+    ax.set_title("p(next | current) learned by the bigram model\n(the 24 most frequent characters of the package corpus)")
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label("probability (square-root scale)")
+    bar.outline.set_edgecolor(theme.muted)
+    return fig
+
+
+@figure("bigram-loss")
+def bigram_loss(theme: Theme):
+    import math
+
+    import matplotlib.pyplot as plt
+
+    tok, _, optimum, _, full_losses, mini_losses = _trained()
+    V = tok.vocab_size
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    ax.plot(range(len(full_losses)), full_losses, color=theme.cycle(0), linewidth=2,
+            label="full batch: Adam on the exact loss (fit_to_counts)")
+    ax.plot(range(len(mini_losses)), mini_losses, color=theme.cycle(1), linewidth=1.5,
+            label="random batches of 32 × 8 (AdamW)")
+    for y, text, style in ((math.log(V) + 0.5, "ln V + 1/2: expected at initialisation", ":"),
+                           (math.log(V), "ln V: a uniform guess", "--"),
+                           (optimum, f"counted optimum {optimum:.3f}", "-")):
+        ax.axhline(y, color=theme.muted, linestyle=style, linewidth=1)
+        ax.text(len(full_losses) - 1, y + 0.04, text, color=theme.muted, ha="right", va="bottom", fontsize=9)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss on the whole training text (nats)")
+    ax.set_ylim(optimum - 0.2, max(full_losses[0], mini_losses[0]) + 0.2)
+    ax.set_title("Training the bigram model: the loss approaches the counted optimum")
+    ax.legend(loc="center right", bbox_to_anchor=(1.0, 0.42), fontsize=9)
+    return fig
