@@ -142,7 +142,7 @@ def _part(nodeid: str) -> str:
     if path.startswith("src/"):
         return "doctests"
     if "test_copy_paste" in path:
-        return "copy-paste (fresh interpreters)"
+        return "copy-paste (reader's environment)"
     if "test_browser" in path:
         return "browser"
     if "test_site" in path or "test_fences" in path:
