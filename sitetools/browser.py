@@ -516,7 +516,7 @@ def toggle_scheme(visit: Visit) -> str | None:
         return None
     toggle.click()
     try:
-        page.wait_for_function(f"() => document.body.getAttribute('data-md-color-scheme') !== {before!r}", timeout=3000)
+        page.wait_for_function(f"() => document.body.getAttribute('data-md-color-scheme') !== {before!r}", timeout=10_000)
     except Exception:  # noqa: BLE001 - reported by the caller
         return None
     return scheme(visit)
@@ -600,6 +600,7 @@ def search_problems(visit: Visit, cases: Iterable[tuple[str, str]]) -> list[str]
             continue
         if path not in found:
             out.append(f"searching {query!r} does not find {path or '/'} (found: {found})")
+    visit.page.keyboard.press("Escape")  # close the search again
     return out
 
 

@@ -185,10 +185,7 @@ class SiteChecker:
                 return None, "", f"absolute path outside the site (site path is {self.prefix!r})"
             url = url[len(self.prefix):] or "./"
             base_rel = "index.html"
-        joined = urljoin(_BASE + _page_url(base_rel), url)
-        parts = urlsplit(joined)
-        if not joined.startswith(_BASE):
-            return None, "", "climbs above the site's root"
+        parts = urlsplit(urljoin(_BASE + _page_url(base_rel), url))  # ".." stops at the root
         path = unquote(parts.path[len(urlsplit(_BASE).path):])
         frag = unquote(parts.fragment)
         candidates = [path + "index.html"] if path == "" or path.endswith("/") else [path, path + "/index.html"]
@@ -217,8 +214,10 @@ class SiteChecker:
         if _EXTERNAL.match(url) and not internal_absolute:
             if ref.loads:
                 self.report.problems.append(f"{ref.where()}: loads a resource from outside the site")
-            elif urlsplit(url).scheme in ("http", "https"):
+            elif urlsplit(url).scheme in ("http", "https", ""):
                 self.report.external_links[url].append(_page_url(ref.page) or "/")
+            else:
+                self.report.problems.append(f"{ref.where()}: unexpected {urlsplit(url).scheme}: address")
             return
         if _SCHEME.match(url) and not internal_absolute:
             scheme = url.split(":", 1)[0].lower()

@@ -284,7 +284,7 @@ def test_weight_counts_every_byte_of_the_files_loaded(crafted, pristine):
 
 
 def test_search_reports_a_page_it_does_not_find(pristine):
-    # (Last of the module: it leaves the search open.)
     assert browser.search_problems(pristine, [("temperature", "concepts/softmax/")]) == []
     found = browser.search_problems(pristine, [("qzxwvjk", "concepts/softmax/"), ("temperature", "concepts/no-such-page/")])
     assert len(found) == 2 and all("does not find" in p for p in found), found
+    assert pristine.page.evaluate("() => document.getElementById('__search').checked") is False  # closed again

@@ -84,11 +84,12 @@ def test_a_sound_site_has_no_problem_and_its_external_links_are_listed(tmp_path)
         ('<img src="../assets/missing.png" alt="gone">', "no file 'assets/missing.png'"),
         ('<img srcset="../assets/logo.png 1x, ../assets/logo@2x.png 2x" src="../assets/logo.png" alt="x">',
          "no file 'assets/logo@2x.png'"),
-        ('<a href="../../../etc/passwd">x</a>', "no file"),
+        ('<a href="../../../etc/passwd">x</a>', "no file 'etc/passwd'"),  # ".." stops at the root
         ('<a href="/other/">x</a>', "absolute path outside the site"),
         ('<script src="https://cdn.example.com/lib.js"></script>', "loads a resource from outside the site"),
         ('<img src="//cdn.example.com/x.png" alt="x">', "loads a resource from outside the site"),
         ('<a href="javascript:alert(1)">x</a>', "unexpected javascript: address"),
+        ('<a href="file:///home/me/notes.html">x</a>', "unexpected file: address"),
     ],
 )
 def test_each_broken_reference_is_caught(tmp_path, body, expected):
