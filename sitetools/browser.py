@@ -368,18 +368,15 @@ def diagram_problems(visit: Visit) -> list[str]:
     reach of page scripts; the DevTools protocol's DOM, with ``pierce``, sees inside.
     """
     expected = len(re.findall(r'<pre\b[^>]*class="[^"]*\bmermaid\b', visit.html))
-    doc = visit.cdp.send("DOM.getDocument", {"depth": -1, "pierce": True})["root"]
+    cdp = visit.cdp
+    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
     out: list[str] = []
+    left = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "pre.mermaid"})["nodeIds"]
+    out += ["a Mermaid diagram was not rendered (its source is still shown)"] * len(left)
     rendered = 0
-    for node, _ in _walk(doc):
-        if node.get("nodeName") not in ("DIV", "PRE"):
-            continue
-        if "mermaid" not in _attrs(node).get("class", "").split():
-            continue
-        if node["nodeName"] == "PRE":
-            out.append("a Mermaid diagram was not rendered (its source is still shown)")
-            continue
-        svgs = [n for root in node.get("shadowRoots", []) for n, _ in _walk(root) if n.get("nodeName", "").lower() == "svg"]
+    for host in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "div.mermaid"})["nodeIds"]:
+        node = cdp.send("DOM.describeNode", {"nodeId": host, "depth": -1, "pierce": True})["node"]
+        svgs = [n for shadow in node.get("shadowRoots", []) for n, _ in _walk(shadow) if n.get("nodeName", "").lower() == "svg"]
         if not svgs:
             out.append("a Mermaid diagram has no <svg>")
             continue
@@ -388,7 +385,7 @@ def diagram_problems(visit: Visit) -> list[str]:
             out.append("a Mermaid diagram rendered as Mermaid's error picture")
             continue
         try:
-            box = visit.cdp.send("DOM.getBoxModel", {"nodeId": svg["nodeId"]})["model"]
+            box = cdp.send("DOM.getBoxModel", {"backendNodeId": svg["backendNodeId"]})["model"]
             width, height = box["width"], box["height"]
         except Exception:  # noqa: BLE001 - not laid out at all
             width = height = 0

@@ -123,7 +123,11 @@ def search_cases(site: Path) -> tuple[list[tuple[str, str]], list[str]]:
         pages = [p for p, t in titles.items() if part.lower() in t.lower()]
         if not pages:
             waiting.append(f"{word!r}: no page titled like {part!r} yet")
-        cases += [(word, p) for p in pages]
+        for path in pages:
+            text = re.sub(r"<[^>]+>", " ", (site / path / "index.html").read_text(encoding="utf-8"))
+            assert word.lower() in text.lower(), (
+                f"SEARCHES: {word!r} is no longer on {path}; update the list in tests/test_browser.py")
+            cases.append((word, path))
     return cases, waiting
 
 

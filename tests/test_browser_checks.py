@@ -102,13 +102,14 @@ def has(found: list[str], *words: str) -> bool:
 
 # -- loading: console, uncaught errors, requests, images ---------------------------------------
 
-def test_console_errors_failed_and_outside_requests_are_caught(visit):
+def test_console_errors_failed_and_outside_requests_and_needless_mermaid_are_caught(visit):
     v = visit("loading", insert(
         '<script>console.error("deliberate error")</script>'
         '<script>throw new Error("deliberate exception")</script>'
         '<p><img src="../figures/no-such-figure.svg" alt="A figure that is not there"></p>'
         '<script src="https://cdn.example.com/lib.js"></script>'
         '<p><img src="https://images.example.org/pixel.png" alt="A pixel from elsewhere"></p>'
+        '<script src="../assets/vendor/mermaid/mermaid.min.js"></script>'  # and no diagram
     ))
     console = browser.console_problems(v)
     assert has(console, "console error", "deliberate error"), console
@@ -121,6 +122,7 @@ def test_console_errors_failed_and_outside_requests_are_caught(visit):
     assert has(requests, "failed request", "cdn.example.com", "NAME_NOT_RESOLVED"), requests
     images = browser.image_problems(v)
     assert has(images, "no-such-figure.svg") and has(images, "pixel.png"), images
+    assert has(browser.diagram_problems(v), "loads Mermaid", "no diagram")
 
 
 def test_a_clean_page_has_no_loading_problem(pristine):
@@ -174,11 +176,6 @@ def test_diagram_without_its_library_is_caught(visit):
     assert browser.diagram_problems(v)
 
 
-def test_mermaid_loaded_on_a_page_without_diagram_is_caught(visit):
-    v = visit("needless-mermaid", insert('<script src="../assets/vendor/mermaid/mermaid.min.js"></script>'))
-    assert has(browser.diagram_problems(v), "loads Mermaid", "no diagram")
-
-
 def test_rendered_diagram_is_found_in_the_closed_shadow_root(pristine):
     # Page scripts cannot see into it ...
     assert pristine.page.evaluate("() => [...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot)") == [None]
@@ -207,14 +204,21 @@ def test_every_code_block_of_the_softmax_page_has_its_button(pristine):
     assert pristine.page.evaluate("() => document.querySelectorAll('.md-content pre button[data-md-type=copy]').length") > 10
 
 
-# -- accessibility ----------------------------------------------------------------------------
+# -- accessibility and the light/dark toggle --------------------------------------------------
 
-def test_axe_catches_violations_in_both_palettes_and_allows_only_what_is_listed(visit):
-    v = visit("a11y", insert(
+FIGURE = ('<p><img alt="A figure" class="gn-figure" src="../figures/softmax-temperature.svg#only-light">'
+          '<img alt="A figure" class="gn-figure" src="../figures/{dark}#only-dark"></p>')
+
+
+def test_axe_and_figure_faults_in_both_palettes_are_caught_and_only_listed_ones_allowed(visit):
+    v = visit("looks", insert(
         '<p id="faint" style="color:#c8c8c8">Faint grey text.</p>'
         '<p><img src="../figures/softmax-temperature.svg"></p>'
         '<style>[data-md-color-scheme="slate"] #dim { color: #3a3a44; }</style>'
         '<p id="dim">Readable in light mode only.</p>'
+        "<style>.md-typeset img.gn-figure { display: block !important; }</style>"
+        + FIGURE.format(dark="softmax-temperature-dark.svg")
+        + FIGURE.format(dark="softmax-temperature.svg")  # a "dark" twin that is the light SVG
     ))
     light = browser.axe_problems(v)
     assert has(light, "color-contrast", "#faint") and not has(light, "#dim"), light
@@ -222,26 +226,13 @@ def test_axe_catches_violations_in_both_palettes_and_allows_only_what_is_listed(
     allowed = [browser.Allowed("color-contrast", r"^#faint$", "a test of the allow-list")]
     left = browser.axe_problems(v, allowed=allowed)
     assert not has(left, "color-contrast") and has(left, "image-alt"), left
+    figures = browser.figure_problems(v)
+    assert has(figures, "the dark figure", "is shown in the light scheme"), figures
+    assert has(figures, "../figures/softmax-temperature.svg#only-dark", "is not a -dark.svg"), figures
     assert browser.toggle_scheme(v) == browser.DARK
     dark = browser.axe_problems(v, rules=["color-contrast"], label="dark: ")
     assert has(dark, "dark: color-contrast", "#dim"), dark
-
-
-# -- the light/dark toggle --------------------------------------------------------------------
-
-FIGURE = ('<p><img alt="A figure" class="gn-figure" src="../figures/softmax-temperature.svg#only-light">'
-          '<img alt="A figure" class="gn-figure" src="../figures/{dark}#only-dark"></p>')
-
-
-def test_figure_twins_shown_together_or_misnamed_are_caught(visit):
-    v = visit("figures", insert(
-        "<style>.md-typeset img.gn-figure { display: block !important; }</style>"
-        + FIGURE.format(dark="softmax-temperature-dark.svg")
-        + FIGURE.format(dark="softmax-temperature.svg")  # a "dark" twin that is the light SVG
-    ))
-    found = browser.figure_problems(v)
-    assert has(found, "the dark figure", "is shown in the light scheme"), found
-    assert has(found, "../figures/softmax-temperature.svg#only-dark", "is not a -dark.svg"), found
+    assert has(browser.figure_problems(v), "the light figure", "is shown in the dark scheme")
 
 
 def test_missing_toggle_is_caught(crafted, browser_context):
