@@ -588,15 +588,17 @@ def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
 
 def search_problems(visit: Visit, cases: Iterable[tuple[str, str]]) -> list[str]:
     """For each ``(query, page path)``: searching ``query`` lists that page."""
-    out = []
+    wanted: dict[str, list[str]] = {}
     for query, path in cases:
+        wanted.setdefault(query, []).append(path)
+    out = []
+    for query, paths in wanted.items():  # one search per query
         try:
             found = search(visit, query)
         except Exception as err:  # noqa: BLE001 - a search that never answers is the problem
             out.append(f"searching {query!r} did not answer: {err}")
             continue
-        if path not in found:
-            out.append(f"searching {query!r} does not find {path or '/'} (found: {found})")
+        out += [f"searching {query!r} does not find {p or '/'} (found: {found})" for p in paths if p not in found]
     visit.page.keyboard.press("Escape")  # close the search again
     return out
 
