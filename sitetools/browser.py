@@ -345,14 +345,13 @@ def math_problems(visit: Visit) -> list[str]:
     return visit.page.evaluate(_MATH_JS)
 
 
-def _walk(node: dict, inside_shadow: bool = False) -> Iterator[tuple[dict, bool]]:
-    yield node, inside_shadow
-    for root in node.get("shadowRoots", []):
-        yield from _walk(root, True)
-    for child in node.get("children", []):
-        yield from _walk(child, inside_shadow)
+def _walk(node: dict) -> Iterator[dict]:
+    """A DevTools DOM node and everything under it, shadow roots and frames included."""
+    yield node
+    for child in [*node.get("shadowRoots", []), *node.get("children", [])]:
+        yield from _walk(child)
     if "contentDocument" in node:
-        yield from _walk(node["contentDocument"], inside_shadow)
+        yield from _walk(node["contentDocument"])
 
 
 def _attrs(node: dict) -> dict[str, str]:
@@ -376,7 +375,7 @@ def diagram_problems(visit: Visit) -> list[str]:
     rendered = 0
     for host in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "div.mermaid"})["nodeIds"]:
         node = cdp.send("DOM.describeNode", {"nodeId": host, "depth": -1, "pierce": True})["node"]
-        svgs = [n for shadow in node.get("shadowRoots", []) for n, _ in _walk(shadow) if n.get("nodeName", "").lower() == "svg"]
+        svgs = [n for shadow in node.get("shadowRoots", []) for n in _walk(shadow) if n.get("nodeName", "").lower() == "svg"]
         if not svgs:
             out.append("a Mermaid diagram has no <svg>")
             continue
