@@ -96,7 +96,8 @@ def built_site(tmp_path_factory) -> Path:
 
     Workers of one run share ``.cache/site-<run id>`` under a file lock: the first builds,
     the others wait and reuse. GPTNOTES_SITE_DIR keeps the build in a chosen directory
-    (the Pages workflow deploys exactly that build).
+    (the Pages workflow deploys exactly that build; the end of the run checks that no test
+    changed it).
     """
     import fcntl
     import shutil
@@ -110,15 +111,24 @@ def built_site(tmp_path_factory) -> Path:
     else:
         out = tmp_path_factory.mktemp("site")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "w") as lock:
+    # The lock and the "built by this run" mark stay out of the site: the Pages workflow
+    # deploys the directory exactly as the build left it.
+    state = ROOT / ".cache"
+    state.mkdir(exist_ok=True)
+    with open(state / f"{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = out / ".built"
-        if run_id and done.is_file():
-            return out
+        done = state / f"{out.name}.built"
+        stamp = f"{run_id} {out}"
+        if run_id and done.is_file() and done.read_text().split("\n")[0] == stamp and out.is_dir():
+            return out  # another worker of this run built it
         if run_id:  # forget the builds of earlier runs
-            for old in (ROOT / ".cache").glob("site-*"):
-                if old != out:
+            for old in state.glob("site-*"):
+                if old.name.startswith(out.name):
+                    continue
+                if old.is_dir():
                     shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink(missing_ok=True)  # the lock and mark of an earlier run
         env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
         proc = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
@@ -126,8 +136,48 @@ def built_site(tmp_path_factory) -> Path:
         )
         if proc.returncode != 0:
             pytest.fail(f"mkdocs build --strict failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
-        done.write_text("ok")
+        done.write_text(f"{stamp}\n{site_digest(out)}")
     return out
+
+
+def site_digest(site: Path) -> str:
+    """A digest of every file of a built site (names and contents)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in site.rglob("*") if p.is_file()):
+        h.update(f.relative_to(site).as_posix().encode() + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+_SESSION_START = [0.0]
+
+
+def pytest_sessionstart(session):
+    import time
+
+    _SESSION_START[0] = time.time()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With GPTNOTES_SITE_DIR (the Pages workflow deploys that directory), prove that the
+    tests left the build exactly as it was made: what is deployed is what was tested."""
+    import os
+
+    if hasattr(session.config, "workerinput") or not os.environ.get("GPTNOTES_SITE_DIR"):
+        return
+    out = Path(os.environ["GPTNOTES_SITE_DIR"]).resolve()
+    mark = ROOT / ".cache" / f"{out.name}.built"
+    if not mark.is_file() or mark.stat().st_mtime < _SESSION_START[0]:
+        return  # this run did not build the site
+    lines = mark.read_text().splitlines()
+    if len(lines) == 2 and out.is_dir() and site_digest(out) != lines[1]:
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(
+            f"ERROR: the tests modified the built site in {out}; it is no longer what they checked", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # --------------------------------------------------------------------------------------
@@ -145,6 +195,8 @@ def _part(nodeid: str) -> str:
         return "copy-paste (reader's environment)"
     if "test_browser" in path:
         return "browser"
+    if "test_linkcheck" in path:
+        return "site build and checks"
     if "test_site" in path or "test_fences" in path:
         return "site build and checks"
     return "unit tests"

@@ -7,6 +7,7 @@
   each one an anchor.
 - Stamps each page with the versions its examples ran with, and loads Mermaid only on
   pages that have a diagram.
+- Makes the line ids of code blocks unique on each page (:mod:`sitetools.htmlfix`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ if str(ROOT) not in sys.path:
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
 
-from sitetools import corrections, fences, figures, runner  # noqa: E402
+from sitetools import corrections, fences, figures, htmlfix, runner  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.gptnotes")
 
 _FIGURE_REF = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<path>[^)\s]*?figures/(?P<name>[a-z0-9][a-z0-9-]*)\.svg)\)(?P<attrs>\{[^}]*\})?")
 _GENERATED = "corrections.md"
+GENERATED_PAGES = (_GENERATED,)  # pages made by the build, with no file under docs/
 
 
 def _versions() -> str:
@@ -165,3 +167,7 @@ def on_page_markdown(markdown: str, page, config, files):
     if ran:
         log.info("gptnotes: %s: ran %d snippet chain(s)", path, ran)
     return markdown
+
+
+def on_page_content(html: str, page, config, files):
+    return htmlfix.unique_code_line_ids(html)

@@ -1,10 +1,14 @@
-"""The Markdown files whose fences the tests run: every page under docs/ and the README."""
+"""The Markdown files whose fences the tests run (every page under docs/ and the README),
+and the pages of the site they become."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"  # gitignored; CI uploads it (screenshots, reports)
+WEIGHTS = ARTIFACTS / "page-weight"  # one JSON file per page, gathered by tests/conftest.py
 
 
 def markdown_files() -> list[Path]:
@@ -13,3 +17,29 @@ def markdown_files() -> list[Path]:
 
 def rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
+
+
+def page_url(doc: str) -> str:
+    """The address (from the site's root) of the page made from ``doc`` (a path under docs/),
+    with MkDocs' directory URLs: ``index.md`` -> ``""``, ``concepts/softmax.md`` -> ``concepts/softmax/``."""
+    p = PurePosixPath(doc)
+    if p.stem in ("index", "README"):
+        parent = p.parent.as_posix()
+        return "" if parent == "." else parent + "/"
+    return p.with_suffix("").as_posix() + "/"
+
+
+def site_pages() -> list[str]:
+    """Every page of the site, known before it is built: one per Markdown file under docs/,
+    and the pages the build generates."""
+    from sitetools.mkdocs_hooks import GENERATED_PAGES
+
+    docs = [p.relative_to(ROOT / "docs").as_posix() for p in sorted((ROOT / "docs").rglob("*.md"))]
+    return sorted({page_url(d) for d in [*docs, *GENERATED_PAGES]})
+
+
+def record_weight(weight) -> None:
+    """Keep one page's weight (a sitetools.browser.Weight) for the end-of-run summary."""
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    name = (weight.path.strip("/").replace("/", "__") or "index") + ".json"
+    (WEIGHTS / name).write_text(json.dumps(weight.__dict__), encoding="utf-8")

@@ -1,6 +1,7 @@
 """The built site: strict build, no request outside the site, figures, version stamps.
 
-The browser tests (tests/browser/) load the same build in Chromium.
+The browser tests (tests/test_browser.py) load the same build in Chromium; the link
+check (tests/test_linkcheck.py) reads all of its HTML.
 """
 
 from __future__ import annotations

@@ -1,0 +1,681 @@
+"""Check pages of the built site the way a reader's browser shows them (Chromium, Playwright).
+
+The tests (tests/test_browser.py) run these checks on every page of the build; the
+checkers' own tests (tests/test_browser_checks.py) run them on crafted broken pages to
+prove that each one catches what it is for. Every check is a function that returns a list
+of problems (strings; an empty list means the page passed), so that both can call it.
+
+The browser is the system's Chromium (``GPTNOTES_CHROMIUM``, else ``chromium`` on the
+PATH), never one downloaded by a test tool. It runs with every host name but the local
+server unresolvable, so a page that tries to load something from the internet fails here
+instead of quietly fetching it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    # Nothing but the local server (an IP address, never resolved) can be reached.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+
+# axe-core's tags for the success criteria of WCAG 2.0, 2.1 and 2.2, levels A and AA.
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+# Run again in dark mode: the rule whose result depends on the palette. (Links in text are
+# underlined in both palettes, so link-in-text-block cannot fail in one only.)
+DARK_RULES = ["color-contrast"]
+AXE_SOURCE = Path(__file__).resolve().parent.parent / "tests" / "vendor" / "axe.min.js"
+
+LIGHT, DARK = "default", "slate"  # Material's names of the two palettes
+
+
+class BrowserMissing(RuntimeError):
+    """No Chromium to run the browser checks with."""
+
+
+def chromium_executable() -> str:
+    """The Chromium (or Chrome) binary to drive: ``$GPTNOTES_CHROMIUM``, else ``chromium``."""
+    chosen = os.environ.get("GPTNOTES_CHROMIUM")
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise BrowserMissing(f"GPTNOTES_CHROMIUM={chosen!r} is not an executable file")
+        return chosen
+    found = shutil.which("chromium")
+    if not found:
+        raise BrowserMissing(
+            "the browser tests need Chromium and none was found: run scripts/ensure-chromium "
+            "(or `sudo apt-get install chromium`), or set GPTNOTES_CHROMIUM to a Chromium or "
+            "Chrome binary. Test tools never download a browser here."
+        )
+    return found
+
+
+def launch(playwright):
+    """Start the headless browser (one per test session)."""
+    return playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS, headless=True)
+
+
+# --------------------------------------------------------------------------------------
+# A local server for a site directory
+# --------------------------------------------------------------------------------------
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".woff2": "font/woff2", ".svg": "image/svg+xml",
+                      ".js": "text/javascript", ".json": "application/json"}
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a browser that drops a connection is not a failure of the site
+
+
+@contextlib.contextmanager
+def serve(directory: str | Path) -> Iterator[str]:
+    """Serve ``directory`` read-only on 127.0.0.1 (a free port); yields the base URL."""
+    server = _Server(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def html_pages(site: str | Path) -> list[str]:
+    """Addresses (relative to the site root) of the site's pages, 404.html excepted."""
+    site = Path(site)
+    out = []
+    for p in sorted(site.rglob("*.html")):
+        rel = p.relative_to(site).as_posix()
+        if rel == "404.html":
+            continue
+        out.append(rel[: -len("index.html")] if rel == "index.html" or rel.endswith("/index.html") else rel)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Opening a page and recording what happens
+# --------------------------------------------------------------------------------------
+
+CONTEXT_OPTIONS = {"color_scheme": "light", "viewport": {"width": 1280, "height": 900}, "reduced_motion": "reduce"}
+_TEXT_TYPES = {".html", ".css", ".js", ".mjs", ".json", ".svg", ".xml", ".txt", ".map"}
+
+
+@dataclass(frozen=True)
+class Weight:
+    """The cost of loading one page with an empty cache."""
+
+    path: str
+    requests: int
+    transferred: int  # bytes received from the local server (uncompressed), headers included
+    gzip_estimate: int | None = None  # the same over a server that gzips text (GitHub Pages)
+
+    def line(self) -> str:
+        est = f", about {self.gzip_estimate / 1e6:.2f} MB gzipped" if self.gzip_estimate is not None else ""
+        return f"{self.path or '/'}: {self.requests} requests, {self.transferred:,} bytes ({self.transferred / 1e6:.2f} MB){est}"
+
+
+@functools.lru_cache(maxsize=512)
+def _file_size(path: Path, gzipped: bool) -> int:
+    import gzip
+
+    data = path.read_bytes()
+    return len(gzip.compress(data, compresslevel=6, mtime=0)) if gzipped else len(data)
+
+
+def _compressed_size(site: Path, url: str, base: str) -> int:
+    if not url.startswith(base):
+        return 0
+    rel = unquote(urlsplit(url[len(base):]).path)
+    target = site / rel
+    if rel == "" or rel.endswith("/"):
+        target = target / "index.html"
+    if not target.is_file():
+        return 0
+    return _file_size(target, target.suffix in _TEXT_TYPES)
+
+@dataclass
+class Visit:
+    """One page, opened in the browser, with everything it logged and requested."""
+
+    url: str
+    base: str
+    page: object  # playwright Page
+    cdp: object  # CDP session of the page
+    html: str = ""  # the HTML the server sent (before any script ran)
+    console_errors: list[str] = field(default_factory=list)
+    console_warnings: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    http_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    finished: list = field(default_factory=list)  # playwright Request objects that completed
+    problems_loading: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return self.url[len(self.base):] if self.url.startswith(self.base) else self.url
+
+    def weight(self, site: str | Path | None = None) -> "Weight":
+        """What loading the page cost: requests, and bytes as the browser received them.
+
+        With ``site`` (the directory served), also an estimate of the bytes over GitHub
+        Pages, which compresses text (HTML, CSS, JavaScript, JSON, SVG) with gzip.
+        """
+        transferred = 0
+        compressed = 0
+        for req in self.finished:
+            try:
+                sizes = req.sizes()
+            except Exception:  # noqa: BLE001 - a request whose sizes are gone counts as 0
+                continue
+            body = sizes["responseBodySize"]
+            if body == 0:  # Chromium reports 0 for a worker's script: take the server's word
+                response = req.response()
+                body = int((response.headers.get("content-length") or 0) if response else 0)
+            transferred += body + sizes["responseHeadersSize"]
+            if site is not None:
+                compressed += _compressed_size(Path(site), req.url, self.base) + sizes["responseHeadersSize"]
+        return Weight(self.path, len(self.finished), transferred, compressed if site is not None else None)
+
+
+_PREPARE = """async () => {
+  // Lazy images below the fold (and the other palette's twin, hidden) load only when
+  // shown: load them all now, so that a missing one is a failed request here.
+  const images = [...document.images];
+  images.forEach(img => { img.loading = "eager"; });
+  await Promise.all(images.map(img => img.complete ? null : new Promise(done => {
+    img.addEventListener("load", done, {once: true});
+    img.addEventListener("error", done, {once: true});
+  })));
+  await document.fonts.ready;
+}"""
+
+_DIAGRAMS_PENDING = "() => document.querySelectorAll('pre.mermaid').length"
+
+
+def open_page(context, base: str, path: str, *, cold: bool = True, timeout_s: float = 20.0) -> Visit:
+    """Open ``base + path`` in a new tab of ``context`` and wait until it has settled.
+
+    ``cold``: bypass the browser's cache, so that the transferred bytes are those of a
+    first visit. Settled means: loaded, every image and font loaded or failed, Mermaid
+    done (or failed), and no request in flight for a moment.
+    """
+    page = context.new_page()
+    visit = Visit(url=base + path, base=base, page=page, cdp=context.new_cdp_session(page))
+    inflight: set = set()
+    last_activity = [time.monotonic()]
+
+    def started(req):
+        visit.requests.append(req.url)
+        inflight.add(req)
+        last_activity[0] = time.monotonic()
+
+    def finished(req):
+        inflight.discard(req)
+        visit.finished.append(req)
+        last_activity[0] = time.monotonic()
+
+    def failed(req):
+        inflight.discard(req)
+        visit.failed_requests.append(f"{req.url} ({req.failure})")
+        last_activity[0] = time.monotonic()
+
+    def response(resp):
+        if resp.status >= 400:
+            visit.http_errors.append(f"{resp.url} (HTTP {resp.status})")
+
+    def console(msg):
+        text = msg.text
+        loc = msg.location or {}
+        if loc.get("url"):
+            text += f" [{loc['url']}:{loc.get('lineNumber', 0)}]"
+        if msg.type == "error":
+            visit.console_errors.append(text)
+        elif msg.type == "warning":
+            visit.console_warnings.append(text)
+
+    page.on("request", started)
+    page.on("requestfinished", finished)
+    page.on("requestfailed", failed)
+    page.on("response", response)
+    page.on("console", console)
+    page.on("pageerror", lambda err: visit.page_errors.append(str(err)))
+    if cold:
+        visit.cdp.send("Network.enable")
+        visit.cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+
+    deadline = time.monotonic() + timeout_s
+    response_ = page.goto(visit.url, wait_until="load", timeout=timeout_s * 1000)
+    visit.html = response_.text() if response_ is not None else ""
+    page.evaluate(_PREPARE)
+    while page.evaluate(_DIAGRAMS_PENDING) and not visit.page_errors:
+        if time.monotonic() > deadline:
+            visit.problems_loading.append("Mermaid did not finish rendering in time")
+            break
+        page.wait_for_timeout(50)
+    while inflight or time.monotonic() - last_activity[0] < 0.15:
+        if time.monotonic() > deadline:
+            visit.problems_loading.append(f"requests still in flight: {sorted(r.url for r in inflight)}")
+            break
+        page.wait_for_timeout(50)
+    return visit
+
+
+# --------------------------------------------------------------------------------------
+# The checks: each returns a list of problems
+# --------------------------------------------------------------------------------------
+
+def console_problems(visit: Visit) -> list[str]:
+    """Errors logged to the console, and exceptions nobody caught."""
+    return ([f"console error: {t}" for t in visit.console_errors]
+            + [f"uncaught error: {t}" for t in visit.page_errors]
+            + visit.problems_loading)
+
+
+def request_problems(visit: Visit) -> list[str]:
+    """Failed requests, HTTP errors, and any request to a host other than the local server."""
+    out = [f"failed request: {t}" for t in visit.failed_requests]
+    out += [f"HTTP error: {t}" for t in visit.http_errors]
+    origin = urlsplit(visit.base).netloc
+    for url in visit.requests:
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob", "about"):
+            continue
+        if parts.netloc != origin:
+            out.append(f"request to another host: {url}")
+    return out
+
+
+_MATH_JS = r"""() => {
+  const problems = [];
+  document.querySelectorAll(".arithmatex").forEach((el, i) => {
+    if (!el.querySelector(".katex")) {
+      problems.push(`formula ${i + 1} was not rendered by KaTeX: ${el.textContent.trim().slice(0, 80)}`);
+    }
+  });
+  document.querySelectorAll(".katex-error").forEach(el => {
+    problems.push(`KaTeX error: ${(el.getAttribute("title") || el.textContent).slice(0, 160)}`);
+  });
+  // Raw delimiters in the text a reader sees (code shows TeX on purpose; KaTeX keeps the
+  // source in its MathML annotation).
+  const skip = "script, style, noscript, template, pre, code, kbd, samp, textarea, .katex";
+  const delimiters = ["\\(", "\\)", "\\[", "\\]", "$$"];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || parent.closest(skip)) continue;
+    const text = node.nodeValue;
+    for (const d of delimiters.filter(d => text.includes(d))) {
+      problems.push(`raw maths delimiter ${d} in the text: "${text.trim().slice(0, 80)}"`);
+    }
+  }
+  return problems;
+}"""
+
+
+def math_problems(visit: Visit) -> list[str]:
+    """Every formula rendered by KaTeX, no KaTeX error, no raw ``\\(``, ``\\[`` or ``$$`` left."""
+    return visit.page.evaluate(_MATH_JS)
+
+
+def _walk(node: dict) -> Iterator[dict]:
+    """A DevTools DOM node and everything under it, shadow roots and frames included."""
+    yield node
+    for child in [*node.get("shadowRoots", []), *node.get("children", [])]:
+        yield from _walk(child)
+    if "contentDocument" in node:
+        yield from _walk(node["contentDocument"])
+
+
+def _attrs(node: dict) -> dict[str, str]:
+    a = node.get("attributes", [])
+    return dict(zip(a[::2], a[1::2]))
+
+
+def diagram_problems(visit: Visit) -> list[str]:
+    """Every Mermaid diagram of the page became an SVG of non-zero size, and a page without
+    a diagram does not load Mermaid.
+
+    Material renders each diagram into a *closed* shadow root of a ``div.mermaid``, out of
+    reach of page scripts; the DevTools protocol's DOM, with ``pierce``, sees inside.
+    """
+    expected = len(re.findall(r'<pre\b[^>]*class="[^"]*\bmermaid\b', visit.html))
+    cdp = visit.cdp
+    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    out: list[str] = []
+    left = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "pre.mermaid"})["nodeIds"]
+    out += ["a Mermaid diagram was not rendered (its source is still shown)"] * len(left)
+    rendered = 0
+    for host in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "div.mermaid"})["nodeIds"]:
+        node = cdp.send("DOM.describeNode", {"nodeId": host, "depth": -1, "pierce": True})["node"]
+        svgs = [n for shadow in node.get("shadowRoots", []) for n in _walk(shadow) if n.get("nodeName", "").lower() == "svg"]
+        if not svgs:
+            out.append("a Mermaid diagram has no <svg>")
+            continue
+        svg = svgs[0]
+        if _attrs(svg).get("aria-roledescription") == "error":
+            out.append("a Mermaid diagram rendered as Mermaid's error picture")
+            continue
+        try:
+            box = cdp.send("DOM.getBoxModel", {"backendNodeId": svg["backendNodeId"]})["model"]
+            width, height = box["width"], box["height"]
+        except Exception:  # noqa: BLE001 - not laid out at all
+            width = height = 0
+        if width <= 0 or height <= 0:
+            out.append(f"a Mermaid diagram's <svg> has size {width}x{height}")
+            continue
+        rendered += 1
+    if rendered != expected and not out:
+        out.append(f"{expected} Mermaid diagrams in the page's HTML, {rendered} rendered")
+    if expected == 0 and any(u.endswith("/mermaid.min.js") for u in visit.requests):
+        out.append("the page loads Mermaid (3.6 MB) but has no diagram")
+    return out
+
+
+_COPY_JS = """() => {
+  const blocks = [...document.querySelectorAll(".md-content pre")]
+    .filter(pre => pre.querySelector("code") && !pre.closest(".linenodiv"));
+  return blocks.map((pre, i) => {
+    const button = pre.querySelector(".md-clipboard, button[data-md-type='copy']");
+    return {
+      index: i + 1,
+      button: !!button,
+      target: button ? (button.getAttribute("data-clipboard-target") || "") : "",
+      text: pre.querySelector("code").innerText,
+      start: pre.textContent.trim().slice(0, 60),
+    };
+  });
+}"""
+
+
+def copy_button_problems(visit: Visit) -> list[str]:
+    """Every code block of the content has Material's copy button, aimed at that block."""
+    out = []
+    for block in visit.page.evaluate(_COPY_JS):
+        if not block["button"]:
+            out.append(f"code block {block['index']} has no copy button: {block['start']!r}")
+            continue
+        target = block["target"]
+        if target:
+            # clipboard.js copies the text of the element the button names: it must be this block.
+            copied = visit.page.evaluate("sel => { const el = document.querySelector(sel); return el ? el.innerText : null }", target)
+            if copied != block["text"]:
+                out.append(f"code block {block['index']}: its copy button copies {target!r}, another block")
+    return out
+
+
+_IMAGES_JS = """() => [...document.images]
+  .filter(img => !(img.complete && img.naturalWidth > 0))
+  .map(img => img.getAttribute("src"))"""
+
+
+def image_problems(visit: Visit) -> list[str]:
+    """Every image of the page loaded (the hidden palette twin included)."""
+    return [f"image did not load: {src}" for src in visit.page.evaluate(_IMAGES_JS)]
+
+
+# -- accessibility ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Allowed:
+    """An axe violation accepted on purpose: ``rule`` on elements whose axe target matches
+    ``target`` (a regular expression), with the reason."""
+
+    rule: str
+    target: str
+    why: str
+
+    def matches(self, rule: str, target: str) -> bool:
+        return rule == self.rule and re.search(self.target, target) is not None
+
+
+_AXE_JS = """async ([tags, rules]) => {
+  const options = rules
+    ? {runOnly: {type: "rule", values: rules}, resultTypes: ["violations"]}
+    : {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]};
+  const result = await axe.run(document, options);
+  return result.violations.flatMap(v => v.nodes.map(n => ({
+    rule: v.id, impact: v.impact, help: v.help, target: n.target.join(" "),
+    summary: (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 300),
+  })));
+}"""
+
+
+@functools.lru_cache(maxsize=1)
+def _axe_source() -> str:
+    return AXE_SOURCE.read_text(encoding="utf-8")
+
+
+def axe_problems(visit: Visit, *, rules: list[str] | None = None, allowed: Iterable[Allowed] = (),
+                 label: str = "") -> list[str]:
+    """Run axe-core for WCAG 2 A/AA (or only ``rules``); violations not ``allowed`` are problems."""
+    page = visit.page
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.add_script_tag(content=_axe_source())
+    out = []
+    for v in page.evaluate(_AXE_JS, [WCAG_TAGS, rules]):
+        if any(a.matches(v["rule"], v["target"]) for a in allowed):
+            continue
+        out.append(f"{label}{v['rule']} ({v['impact']}) at {v['target']}: {v['help']}. {v['summary']}")
+    return out
+
+
+# -- the light/dark toggle ---------------------------------------------------------------
+
+_SCHEME_JS = "() => document.body.getAttribute('data-md-color-scheme')"
+_FIGURES_JS = """() => [...document.images]
+  .filter(img => /#only-(light|dark)$/.test(img.getAttribute("src") || ""))
+  .map(img => ({
+    src: img.getAttribute("src"),
+    shown: img.getClientRects().length > 0 && getComputedStyle(img).display !== "none",
+    loaded: img.complete && img.naturalWidth > 0,
+  }))"""
+
+
+def scheme(visit: Visit) -> str | None:
+    return visit.page.evaluate(_SCHEME_JS)
+
+
+def toggle_scheme(visit: Visit) -> str | None:
+    """Click the header's palette toggle; returns the new scheme (None if it did not change)."""
+    page = visit.page
+    before = scheme(visit)
+    toggle = page.locator("form[data-md-component='palette'] label.md-header__button:not([hidden])")
+    if toggle.count() != 1:
+        return None
+    toggle.click()
+    try:
+        page.wait_for_function(f"() => document.body.getAttribute('data-md-color-scheme') !== {before!r}", timeout=10_000)
+    except Exception:  # noqa: BLE001 - reported by the caller
+        return None
+    return scheme(visit)
+
+
+def figure_problems(visit: Visit) -> list[str]:
+    """In the current scheme, each figure shows its own palette's SVG and hides the other."""
+    current = scheme(visit)
+    want = {LIGHT: "light", DARK: "dark"}.get(current)
+    if want is None:
+        return [f"unknown colour scheme {current!r}"]
+    out = []
+    for fig in visit.page.evaluate(_FIGURES_JS):
+        kind = "light" if fig["src"].endswith("#only-light") else "dark"
+        if kind == want and not fig["shown"]:
+            out.append(f"{current}: the {kind} figure {fig['src']} is hidden")
+        if kind != want and fig["shown"]:
+            out.append(f"{current}: the {kind} figure {fig['src']} is shown in the {want} scheme")
+        if kind == want and not fig["loaded"]:
+            out.append(f"{current}: the figure {fig['src']} did not load")
+        if kind == "dark" and not re.search(r"-dark\.svg#only-dark$", fig["src"]):
+            out.append(f"the dark figure {fig['src']} is not a -dark.svg")
+    return out
+
+
+# -- search ----------------------------------------------------------------------------
+
+_SEARCH_META = ".md-search-result__meta"
+_SEARCH_DONE_JS = """() => {
+  const meta = document.querySelector(".md-search-result__meta");
+  const text = meta ? meta.textContent.trim() : "";
+  return text !== "" && !/initializing|type to start/i.test(text);
+}"""
+_SEARCH_RESULTS_JS = """() => ({
+  meta: document.querySelector(".md-search-result__meta").textContent.trim(),
+  items: document.querySelectorAll(".md-search-result__item").length,
+  links: [...document.querySelectorAll(".md-search-result__item > a.md-search-result__link")]
+    .map(a => a.href),
+})"""
+
+
+def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
+    """Type ``query`` into the search box; returns the result pages (paths from the root)."""
+    page = visit.page
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.fill("")
+    box.press("End")
+    page.wait_for_function("() => /type to start|initializing/i.test(document.querySelector('.md-search-result__meta').textContent)",
+                           timeout=timeout_s * 1000)
+    box.fill(query)
+    box.press("End")  # Material searches on key events
+    page.wait_for_function(_SEARCH_DONE_JS, timeout=timeout_s * 1000)
+    result = page.evaluate(_SEARCH_RESULTS_JS)
+    m = re.match(r"(\d+)", result["meta"])
+    wanted = int(m[1]) if m else 0
+    # Material shows the first results and adds more as the list is scrolled.
+    for _ in range(50):
+        if result["items"] >= wanted:
+            break
+        page.locator(".md-search__scrollwrap").evaluate("el => { el.scrollTop = el.scrollHeight }")
+        page.wait_for_timeout(50)
+        result = page.evaluate(_SEARCH_RESULTS_JS)
+    paths = []
+    for href in result["links"]:
+        p = href.split("#")[0].split("?")[0]
+        p = p[len(visit.base):] if p.startswith(visit.base) else p
+        if p not in paths:
+            paths.append(p)
+    return paths
+
+
+def search_problems(visit: Visit, cases: Iterable[tuple[str, str]]) -> list[str]:
+    """For each ``(query, page path)``: searching ``query`` lists that page."""
+    wanted: dict[str, list[str]] = {}
+    for query, path in cases:
+        wanted.setdefault(query, []).append(path)
+    out = []
+    for query, paths in wanted.items():  # one search per query
+        try:
+            found = search(visit, query)
+        except Exception as err:  # noqa: BLE001 - a search that never answers is the problem
+            out.append(f"searching {query!r} did not answer: {err}")
+            continue
+        out += [f"searching {query!r} does not find {p or '/'} (found: {found})" for p in paths if p not in found]
+    visit.page.keyboard.press("Escape")  # close the search again
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Everything about one page
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class Audit:
+    """The problems of one page, by check, and what loading it cost."""
+
+    path: str
+    problems: dict[str, list[str]]
+    weight: Weight
+    console_warnings: list[str]
+    requested: list[str]  # every URL the page requested
+    screenshots: list[Path] = field(default_factory=list)
+
+    def failed(self) -> dict[str, list[str]]:
+        return {check: found for check, found in self.problems.items() if found}
+
+    def report(self) -> str:
+        lines = [f"{self.path or '/'}:"]
+        for check, found in self.failed().items():
+            lines.append(f"  {check}:")
+            lines += [f"    - {p}" for p in found]
+        return "\n".join(lines)
+
+
+def audit(context, base: str, path: str, *, site: str | Path | None = None, allowed: Iterable[Allowed] = (),
+          screenshot: Path | None = None) -> Audit:
+    """Open one page in a fresh ``context`` and run every check on it, in both palettes.
+
+    Light (the default): loading, requests, maths, diagrams, copy buttons, images, axe
+    (WCAG 2 A/AA), figures. Then the header's toggle must switch to dark, where the figures
+    must switch to their dark twins and axe's colour-contrast rule runs again; and back.
+    ``screenshot`` (a path without suffix) saves ``<name>-light.png`` and ``<name>-dark.png``.
+    """
+    allowed = list(allowed)
+    visit = open_page(context, base, path)
+    try:
+        weight = visit.weight(site)
+        found: dict[str, list[str]] = {}
+        found["maths"] = math_problems(visit)
+        found["diagrams"] = diagram_problems(visit)
+        found["copy buttons"] = copy_button_problems(visit)
+        found["images"] = image_problems(visit)
+        found["accessibility"] = axe_problems(visit, allowed=allowed, label="light: ")
+        palette = found["light/dark"] = []
+        shots: list[Path] = []
+        start = scheme(visit)
+        if start != LIGHT:
+            palette.append(f"the page opened in scheme {start!r}, not the light {LIGHT!r}")
+        palette += figure_problems(visit)
+        if screenshot is not None:
+            shots.append(_screenshot(visit, screenshot, "light"))
+        if toggle_scheme(visit) != DARK:
+            palette.append(f"the toggle did not switch to the dark scheme (now {scheme(visit)!r})")
+        else:
+            palette += figure_problems(visit)
+            found["accessibility"] += axe_problems(visit, rules=DARK_RULES, allowed=allowed, label="dark: ")
+            if screenshot is not None:
+                shots.append(_screenshot(visit, screenshot, "dark"))
+            if toggle_scheme(visit) != LIGHT:
+                palette.append(f"the toggle did not switch back to the light scheme (now {scheme(visit)!r})")
+            else:
+                palette += figure_problems(visit)
+        # Last, so that they include whatever the interactions above caused.
+        found["console"] = console_problems(visit)
+        found["requests"] = request_problems(visit)
+        return Audit(visit.path, found, weight, list(visit.console_warnings), list(visit.requests), shots)
+    finally:
+        visit.page.close()
+
+
+def _screenshot(visit: Visit, stem: Path, palette: str) -> Path:
+    out = stem.with_name(f"{stem.name}-{palette}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    visit.page.screenshot(path=str(out), full_page=True, animations="disabled")
+    return out

@@ -1,0 +1,92 @@
+"""Fixtures of the browser tests: the system's Chromium and a local server for the built site.
+
+One browser per test process (with pytest-xdist, one per worker that runs browser tests),
+launched on first use; each page gets a fresh context (an empty cache, no stored palette).
+
+Artifacts go to ``test-artifacts/`` (CI uploads it): screenshots, page weights, the list of
+external links. The page weights measured by the workers are gathered at the end of the run
+into ``test-artifacts/page-weight.txt`` and printed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.site_files import ARTIFACTS, WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The headless system Chromium (``GPTNOTES_CHROMIUM`` or ``chromium``); fails, never skips, without one."""
+    from sitetools import browser
+
+    try:
+        browser.chromium_executable()
+    except browser.BrowserMissing as err:
+        pytest.fail(str(err), pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        instance = browser.launch(playwright)
+    except Exception as err:  # noqa: BLE001 - say which browser failed to start, and why
+        playwright.stop()
+        pytest.fail(f"Chromium ({browser.chromium_executable()}) did not start: {err}", pytrace=False)
+    yield instance
+    instance.close()
+    playwright.stop()
+
+
+@pytest.fixture(scope="session")
+def site_server(built_site: Path):
+    """The built site, served read-only on 127.0.0.1; the base URL, ending in '/'."""
+    from sitetools import browser
+
+    with browser.serve(built_site) as base:
+        yield base
+
+
+@pytest.fixture
+def browser_context(chromium):
+    """A fresh browser context (empty cache and storage, light colour scheme)."""
+    from sitetools import browser
+
+    context = chromium.new_context(**browser.CONTEXT_OPTIONS)
+    yield context
+    context.close()
+
+
+def _is_controller(config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    if _is_controller(config) and WEIGHTS.is_dir():
+        for old in WEIGHTS.glob("*.json"):  # weights of an earlier run
+            old.unlink()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _is_controller(config) or not WEIGHTS.is_dir():
+        return
+    from sitetools.browser import Weight
+
+    weights = [Weight(**json.loads(p.read_text(encoding="utf-8"))) for p in sorted(WEIGHTS.glob("*.json"))]
+    if not weights:
+        return
+    home = next((w for w in weights if w.path == ""), None)
+    heaviest = max(weights, key=lambda w: w.transferred)
+    lines = ["Page weight, empty cache (bytes the browser received from the local server, which",
+             "does not compress; 'gzipped' estimates GitHub Pages, which gzips text):"]
+    if home is not None:
+        lines.append(f"  home page:     {home.line()}")
+    lines.append(f"  heaviest page: {heaviest.line()}")
+    lines.append("  every page:")
+    lines += [f"    {w.line()}" for w in sorted(weights, key=lambda w: -w.transferred)]
+    text = "\n".join(lines) + "\n"
+    (ARTIFACTS / "page-weight.txt").write_text(text, encoding="utf-8")
+    terminalreporter.write_sep("-", "page weight (test-artifacts/page-weight.txt)")
+    terminalreporter.write(text)

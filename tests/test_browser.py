@@ -1,0 +1,148 @@
+"""Every page of the built site, as a reader's browser shows it (headless system Chromium).
+
+For each page (tests/site_files.py lists them from docs/ before the build; a test checks
+that they are exactly the pages of the build), in a fresh browser context:
+
+- it loads with no console error, no uncaught exception, no failed request, no HTTP error,
+  and no request to any host other than the local server;
+- every formula is rendered by KaTeX (no ``.katex-error``, no raw ``\\(``, ``\\[``, ``$$``);
+- every Mermaid diagram became an SVG of non-zero size (inside Material's closed shadow root);
+- every code block has Material's copy button, aimed at that block;
+- every image loads (the other palette's twin included);
+- axe-core finds no WCAG 2 A/AA violation, in light mode, nor a contrast failure in dark mode;
+- the header's toggle switches the palette (``data-md-color-scheme`` default <-> slate)
+  and each figure switches between its light SVG and its ``-dark.svg`` twin;
+- what it transfers with an empty cache stays within a budget.
+
+Also: the search box finds every page by its title, the pages that teach a gptnotes name by
+that name, and a few words listed below. Screenshots of the home page and the softmax page
+(light and dark) go to test-artifacts/screenshots/. The checkers themselves are tested on
+broken pages in tests/test_browser_checks.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sitetools import browser, linkcheck
+from tests.site_files import ARTIFACTS, record_weight, site_pages
+
+pytestmark = [pytest.mark.site, pytest.mark.browser]
+
+PAGES = site_pages()
+
+# axe-core violations accepted on purpose, each with its reason. Empty: the theme's few
+# failures (link colour alone, code comments and the footer's grey just under 4.5:1, dark
+# syntax colours) are fixed in docs/assets/stylesheets/extra.css. A violation that only a
+# fork of Material's templates could fix would be listed here, one rule and place at a time.
+AXE_ALLOWED: list[browser.Allowed] = []
+
+SCREENSHOTS = {"": "home", "concepts/softmax/": "softmax"}
+
+# Budget of one page load with an empty cache, not counting two files that are large by
+# design: the vendored Mermaid (3.6 MB, loaded only on pages with a diagram) and the search
+# index (loaded on every page, it grows with the whole site). What is left is the page, its
+# figures and the theme: about 0.6 MB for a small page, 1.1 MB for a concept page with
+# figures. A regression guard against a second big library, an asset loaded on every page,
+# or a figure of megabytes.
+BUDGET_BYTES = 1_500_000
+NOT_BUDGETED = ["assets/vendor/mermaid/mermaid.min.js", "search/search_index.json"]
+
+# Words a reader would type, and the page (by a part of its title) that must come up.
+# A page that has not been written yet makes its line wait (listed in the test output).
+SEARCHES = [
+    ("temperature", "Softmax and temperature"),
+    ("multinomial", "Softmax and temperature"),  # written `torch.multinomial` on the page
+    ("greedy", "Softmax and temperature"),
+    ("BitLinear", "BitNet"),
+]
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p or "home")
+def test_page_in_the_browser(path, built_site: Path, site_server: str, browser_context):
+    name = SCREENSHOTS.get(path)
+    shot = ARTIFACTS / "screenshots" / name if name else None
+    result = browser.audit(browser_context, site_server, path, site=built_site, allowed=AXE_ALLOWED, screenshot=shot)
+    record_weight(result.weight)
+
+    for warning in result.console_warnings:  # shown with the test's output; not failures
+        print(f"console warning: {warning}")
+    failed = result.failed()
+    assert not failed, "problems in the browser:\n" + result.report()
+
+    exempt = sum((built_site / f).stat().st_size for f in NOT_BUDGETED if any(u.endswith("/" + f) for u in result.requested))
+    assert result.weight.transferred - exempt <= BUDGET_BYTES, (
+        f"{result.weight.line()}: over the budget of {BUDGET_BYTES:,} bytes (not counting {', '.join(NOT_BUDGETED)})"
+    )
+    for s in result.screenshots:
+        assert s.is_file() and s.stat().st_size > 10_000, f"screenshot {s} is missing or empty"
+
+
+def test_the_pages_checked_are_the_pages_of_the_build(built_site: Path):
+    """A page made some other way than from docs/ (or a generated page) is not missed."""
+    built = set(browser.html_pages(built_site))
+    assert built == set(PAGES), (
+        f"pages built but not checked: {sorted(built - set(PAGES))}; "
+        f"pages checked but not built: {sorted(set(PAGES) - built)}"
+    )
+
+
+def _titles(site: Path) -> dict[str, str]:
+    out = {}
+    for path in browser.html_pages(site):
+        info = linkcheck.parse_page(site, site / (path + "index.html" if path == "" or path.endswith("/") else path))
+        h1 = [text for level, _, text in info.headings if level == 1]
+        out[path] = h1[0].replace("¶", "").strip() if h1 else ""
+    return out
+
+
+_API_LINK = re.compile(r'href="[^"]*#(gptnotes(?:\.\w+)+)"')
+
+
+def search_cases(site: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """What the search box must find, from the built site: ``(cases, waiting)``.
+
+    - every page, by its title;
+    - every concept page, by each gptnotes name it links to in the API reference (so the
+      BitNet page, linking to ``BitLinear``, must come up for "BitLinear");
+    - the words of SEARCHES, on the page whose title contains the given part (``waiting``
+      lists those whose page is not in the site yet).
+    """
+    titles = _titles(site)
+    cases = [(title, path) for path, title in titles.items() if title]
+    for path in titles:
+        if not path.startswith("concepts/"):
+            continue
+        html = (site / path / "index.html").read_text(encoding="utf-8")
+        for name in sorted({m.rsplit(".", 1)[-1] for m in _API_LINK.findall(html)}):
+            cases.append((name, path))
+    waiting = []
+    for word, part in SEARCHES:
+        pages = [p for p, t in titles.items() if part.lower() in t.lower()]
+        if not pages:
+            waiting.append(f"{word!r}: no page titled like {part!r} yet")
+        for path in pages:
+            text = re.sub(r"<[^>]+>", " ", (site / path / "index.html").read_text(encoding="utf-8"))
+            assert word.lower() in text.lower(), (
+                f"SEARCHES: {word!r} is no longer on {path}; update the list in tests/test_browser.py")
+            cases.append((word, path))
+    return cases, waiting
+
+
+def test_search_finds_pages_by_their_words(built_site: Path, site_server: str, browser_context):
+    cases, waiting = search_cases(built_site)
+    assert any(word == "temperature" for word, _ in cases)
+    visit = browser.open_page(browser_context, site_server, "")
+    try:
+        problems = browser.search_problems(visit, cases)
+    finally:
+        visit.page.close()
+    text = "\n".join([f"{len(cases)} searches:"] + [f"  {w!r} -> {p or '/'}" for w, p in cases]
+                     + ["waiting for their page:"] + [f"  {w}" for w in waiting])
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "search.txt").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    assert not problems, "\n".join(problems)

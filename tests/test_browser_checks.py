@@ -1,0 +1,281 @@
+"""The browser checkers catch what they are for.
+
+Each test takes a real page of the build (the theme's scripts, KaTeX, Mermaid, the palette
+toggle, search), breaks it in a copy, and shows that the corresponding check of
+sitetools/browser.py reports that exact fault. Faults that cannot mask one another share a
+page, to keep the browser work short; each assertion looks for its own fault by name. The
+untouched softmax page passes the same checks (and tests/test_browser.py runs all of them
+on every real page). The copies live in a copy of the build in a temporary directory, with
+their own local server: the build itself is never modified.
+
+Bases: the softmax page (formulas, a Mermaid diagram, figures, code blocks) where the fault
+needs them; else the small corrections page, which loads the same scripts but no Mermaid.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sitetools import browser
+
+pytestmark = [pytest.mark.site, pytest.mark.browser]
+
+RICH = "concepts/softmax/index.html"  # crafted copies go to concepts/<name>/ (same depth)
+SMALL = "corrections/index.html"  # crafted copies go to crafted-<name>/ (same depth)
+ARTICLE = '<article class="md-content__inner md-typeset">'
+
+
+@pytest.fixture(scope="module")
+def crafted(built_site: Path, tmp_path_factory):
+    """``(site directory, base URL, make)``; ``make(name, *edits, rich=False)`` writes a copy
+    of a page passed through the edits and returns its path."""
+    site = tmp_path_factory.mktemp("crafted") / "site"
+    shutil.copytree(built_site, site)
+    originals = {RICH: (site / RICH).read_text(encoding="utf-8"), SMALL: (site / SMALL).read_text(encoding="utf-8")}
+
+    def make(name: str, *edits, rich: bool = False) -> str:
+        html = originals[RICH if rich else SMALL]
+        for edit in edits:
+            before, html = html, edit(html)
+            assert html != before, f"an edit of {name!r} changed nothing"
+        path = f"concepts/{name}/" if rich else f"crafted-{name}/"
+        out = site / path / "index.html"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+        return path
+
+    with browser.serve(site) as base:
+        yield site, base, make
+
+
+@pytest.fixture(scope="module")
+def module_context(chromium):
+    context = chromium.new_context(**browser.CONTEXT_OPTIONS)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def visit(crafted, browser_context):
+    """``visit(name, *edits, rich=False)``: open a crafted page (closed after the test)."""
+    _, base, make = crafted
+    opened = []
+
+    def open_(name: str, *edits, rich: bool = False) -> browser.Visit:
+        v = browser.open_page(browser_context, base, make(name, *edits, rich=rich), timeout_s=15)
+        opened.append(v)
+        return v
+
+    yield open_
+    for v in opened:
+        v.page.close()
+
+
+@pytest.fixture(scope="module")
+def pristine(crafted, module_context):
+    """The untouched softmax page, opened once for the tests that only look at it."""
+    _, base, make = crafted
+    v = browser.open_page(module_context, base, make("pristine-view", rich=True), timeout_s=15)
+    yield v
+    v.page.close()
+
+
+def insert(fragment: str):
+    """An edit that adds ``fragment`` at the start of the page's article."""
+    return lambda html: html.replace(ARTICLE, ARTICLE + fragment, 1)
+
+
+def replace(old: str, new: str):
+    def edit(html: str) -> str:
+        assert old in html, f"{old!r} is not in the page"
+        return html.replace(old, new, 1)
+    return edit
+
+
+def has(found: list[str], *words: str) -> bool:
+    return any(all(w in p for w in words) for p in found)
+
+
+# -- loading: console, uncaught errors, requests, images ---------------------------------------
+
+def test_console_errors_failed_and_outside_requests_and_needless_mermaid_are_caught(visit):
+    v = visit("loading", insert(
+        '<script>console.error("deliberate error")</script>'
+        '<script>throw new Error("deliberate exception")</script>'
+        '<p><img src="../figures/no-such-figure.svg" alt="A figure that is not there"></p>'
+        '<script src="https://cdn.example.com/lib.js"></script>'
+        '<p><img src="https://images.example.org/pixel.png" alt="A pixel from elsewhere"></p>'
+        '<script src="../assets/vendor/mermaid/mermaid.min.js"></script>'  # and no diagram
+    ))
+    console = browser.console_problems(v)
+    assert has(console, "console error", "deliberate error"), console
+    assert has(console, "uncaught error", "deliberate exception"), console
+    requests = browser.request_problems(v)
+    assert has(requests, "HTTP error", "no-such-figure.svg", "404"), requests
+    assert has(requests, "another host", "https://cdn.example.com/lib.js"), requests
+    assert has(requests, "another host", "https://images.example.org/pixel.png"), requests
+    # nothing left the machine: the browser resolves no host name but the local server's
+    assert has(requests, "failed request", "cdn.example.com", "NAME_NOT_RESOLVED"), requests
+    images = browser.image_problems(v)
+    assert has(images, "no-such-figure.svg") and has(images, "pixel.png"), images
+    assert has(browser.diagram_problems(v), "loads Mermaid", "no diagram")
+
+
+def test_a_clean_page_has_no_loading_problem(pristine):
+    assert browser.console_problems(pristine) == []
+    assert browser.request_problems(pristine) == []
+    assert browser.image_problems(pristine) == []
+
+
+# -- maths ------------------------------------------------------------------------------------
+
+def test_broken_and_unrendered_maths_is_caught(visit):
+    v = visit("maths", insert(
+        # a control sequence KaTeX does not know: auto-render logs a ParseError, keeps the source
+        r'<p>Unknown: <span class="arithmatex">\(z = \fraq{a}{b}\)</span>.</p>'
+        # an unbalanced brace: auto-render finds no end and leaves the text
+        r'<p>Unbalanced: <span class="arithmatex">\(y = \frac{a}{\)</span>.</p>'
+        # what KaTeX leaves with throwOnError: false
+        r'''<p><span class="katex-error" title="ParseError: KaTeX parse error: Expected '}'">\frac{1}{</span></p>'''
+        r"<p>Stray delimiters: an unmatched \[ display and two dollars $$ alone.</p>"
+        r"<p>A good one: <span class='arithmatex'>\(e^{i\pi} + 1 = 0\)</span>.</p>"
+    ))
+    console = browser.console_problems(v)
+    assert has(console, "KaTeX", "fraq"), console
+    found = browser.math_problems(v)
+    assert has(found, "not rendered by KaTeX", "fraq"), found
+    assert has(found, "not rendered by KaTeX", r"\frac{a}{"), found
+    assert has(found, "KaTeX error: ParseError"), found
+    assert has(found, r"raw maths delimiter \[", "display"), found
+    assert has(found, "raw maths delimiter $$", "two dollars"), found
+    assert not has(found, "e^{i"), found  # the good formula is rendered and not reported
+
+
+def test_rendered_maths_passes(pristine):
+    assert browser.math_problems(pristine) == []
+    assert pristine.page.evaluate("() => document.querySelectorAll('.arithmatex .katex').length") > 10
+
+
+# -- diagrams ---------------------------------------------------------------------------------
+
+def test_diagram_with_a_syntax_error_is_caught(visit):
+    v = visit("broken-diagram", replace('<pre class="mermaid"><code>flowchart LR', '<pre class="mermaid"><code>flowchart LR\n    A --> ((( B'),
+              rich=True)
+    assert has(browser.diagram_problems(v), "not rendered")
+    assert browser.console_problems(v)
+
+
+def test_diagram_without_its_library_is_caught(visit):
+    # Material then fetches Mermaid from a CDN: a request to another host, and no diagram.
+    v = visit("no-mermaid", replace('<script src="../../assets/vendor/mermaid/mermaid.min.js"></script>', ""), rich=True)
+    assert has(browser.request_problems(v), "another host", "mermaid")
+    assert browser.diagram_problems(v)
+
+
+def test_rendered_diagram_is_found_in_the_closed_shadow_root(pristine):
+    # Page scripts cannot see into it ...
+    assert pristine.page.evaluate("() => [...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot)") == [None]
+    # ... the DevTools protocol can, and the check finds the SVG.
+    assert browser.diagram_problems(pristine) == []
+
+
+# -- copy buttons -----------------------------------------------------------------------------
+
+CODE = '<div class="language-python highlight"><pre><span></span><code>print("hello")\n</code></pre></div>'
+
+
+def test_code_block_without_a_copy_button_is_caught(visit):
+    v = visit("no-copy", replace('"content.code.copy", ', ""), insert(CODE))
+    assert has(browser.copy_button_problems(v), "no copy button", "print")
+
+
+def test_copy_button_aimed_at_another_block_is_caught(visit):
+    # An element that takes the id Material gives the first block: its button copies that.
+    v = visit("copy-elsewhere", insert('<div id="__code_0" hidden><code>something else</code></div>' + CODE))
+    assert has(browser.copy_button_problems(v), "copies '#__code_0 > code', another block")
+
+
+def test_every_code_block_of_the_softmax_page_has_its_button(pristine):
+    assert browser.copy_button_problems(pristine) == []
+    assert pristine.page.evaluate("() => document.querySelectorAll('.md-content pre button[data-md-type=copy]').length") > 10
+
+
+# -- accessibility and the light/dark toggle --------------------------------------------------
+
+FIGURE = ('<p><img alt="A figure" class="gn-figure" src="../figures/softmax-temperature.svg#only-light">'
+          '<img alt="A figure" class="gn-figure" src="../figures/{dark}#only-dark"></p>')
+
+
+def test_axe_and_figure_faults_in_both_palettes_are_caught_and_only_listed_ones_allowed(visit):
+    v = visit("looks", insert(
+        '<p id="faint" style="color:#c8c8c8">Faint grey text.</p>'
+        '<p><img src="../figures/softmax-temperature.svg"></p>'
+        '<style>[data-md-color-scheme="slate"] #dim { color: #3a3a44; }</style>'
+        '<p id="dim">Readable in light mode only.</p>'
+        "<style>.md-typeset img.gn-figure { display: block !important; }</style>"
+        + FIGURE.format(dark="softmax-temperature-dark.svg")
+        + FIGURE.format(dark="softmax-temperature.svg")  # a "dark" twin that is the light SVG
+    ))
+    light = browser.axe_problems(v)
+    assert has(light, "color-contrast", "#faint") and not has(light, "#dim"), light
+    assert has(light, "image-alt"), light
+    allowed = [browser.Allowed("color-contrast", r"^#faint$", "a test of the allow-list")]
+    left = browser.axe_problems(v, allowed=allowed)
+    assert not has(left, "color-contrast") and has(left, "image-alt"), left
+    figures = browser.figure_problems(v)
+    assert has(figures, "the dark figure", "is shown in the light scheme"), figures
+    assert has(figures, "../figures/softmax-temperature.svg#only-dark", "is not a -dark.svg"), figures
+    assert browser.toggle_scheme(v) == browser.DARK
+    dark = browser.axe_problems(v, rules=["color-contrast"], label="dark: ")
+    assert has(dark, "dark: color-contrast", "#dim"), dark
+    assert has(browser.figure_problems(v), "the light figure", "is shown in the dark scheme")
+
+
+def test_missing_toggle_is_caught(crafted, browser_context):
+    site, base, make = crafted
+    path = make("no-toggle", lambda html: re.sub(r'<form class="md-header__option" data-md-component="palette">.*?</form>',
+                                                 "", html, count=1, flags=re.S))
+    result = browser.audit(browser_context, base, path, site=site)
+    assert has(result.failed().get("light/dark", []), "did not switch to the dark scheme")
+    assert set(result.failed()) == {"light/dark"}, result.report()  # every other check passed
+
+
+def test_figures_switch_with_the_toggle(pristine):
+    def shown():
+        return pristine.page.evaluate(
+            "() => [...document.images].filter(i => i.getClientRects().length).map(i => i.getAttribute('src'))")
+
+    assert browser.scheme(pristine) == browser.LIGHT
+    assert shown() == ["../../figures/softmax-temperature.svg#only-light"]
+    assert browser.toggle_scheme(pristine) == browser.DARK
+    assert shown() == ["../../figures/softmax-temperature-dark.svg#only-dark"]
+    assert browser.figure_problems(pristine) == []
+    assert browser.toggle_scheme(pristine) == browser.LIGHT
+    assert browser.figure_problems(pristine) == []
+
+
+# -- weight and search ------------------------------------------------------------------------
+
+def test_weight_counts_every_byte_of_the_files_loaded(crafted, pristine):
+    site, base, _ = crafted
+    weight = pristine.weight(site)
+    bodies = 0
+    for req in pristine.finished:
+        rel = req.url[len(base):].split("?")[0].split("#")[0]
+        f = site / rel / "index.html" if rel == "" or rel.endswith("/") else site / rel
+        bodies += f.stat().st_size
+    assert weight.requests == len(pristine.finished) > 10
+    # the bodies as on disk (the local server does not compress), plus some headers each
+    assert bodies < weight.transferred < bodies + 1000 * weight.requests
+    assert weight.gzip_estimate < weight.transferred
+
+
+def test_search_reports_a_page_it_does_not_find(pristine):
+    assert browser.search_problems(pristine, [("temperature", "concepts/softmax/")]) == []
+    found = browser.search_problems(pristine, [("qzxwvjk", "concepts/softmax/"), ("temperature", "concepts/no-such-page/")])
+    assert len(found) == 2 and all("does not find" in p for p in found), found
+    assert pristine.page.evaluate("() => document.getElementById('__search').checked") is False  # closed again
