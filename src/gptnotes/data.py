@@ -2,14 +2,15 @@
 
 The path from a text file to what a language model trains on:
 
-1. :class:`CharTokenizer` maps every character to an integer id and back.
-2. :func:`train_val_split` keeps the first 90% of the ids for training, the rest for validation.
-3. :func:`get_batch` cuts ``batch_size`` random windows of ``block_size`` ids out of the data
-   with :func:`torch.stack`, and the same windows shifted by one as targets.
+1. [`CharTokenizer`][gptnotes.data.CharTokenizer] maps every character to an integer id and back.
+2. [`train_val_split`][gptnotes.data.train_val_split] keeps the first 90% of the ids for
+   training, the rest for validation.
+3. [`get_batch`][gptnotes.data.get_batch] cuts ``batch_size`` random windows of ``block_size``
+   ids out of the data with `torch.stack`, and the same windows shifted by one as targets.
 
-:func:`load_corpus` returns a small text shipped with the package (about 11 KB of short
-dialogues and fables written for this project), so that every example runs without a
-download; :func:`load_text` reads any other UTF-8 file.
+[`load_corpus`][gptnotes.data.load_corpus] returns a small text shipped with the package (about
+11 KB of short dialogues and fables written for this project), so that every example runs
+without a download; [`load_text`][gptnotes.data.load_text] reads any other UTF-8 file.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def get_batch(
         data: 1-D integer tensor of token ids, shape ``(N,)`` with ``N >= block_size + 1``.
         block_size: T, the length of each window (the context length).
         batch_size: B, the number of windows.
-        generator: Optional :class:`torch.Generator` for reproducible batches.
+        generator: Optional `torch.Generator` for reproducible batches.
 
     Shape:
         - data: ``(N,)``
@@ -263,7 +264,7 @@ def load_corpus() -> str:
     letters, digits, punctuation, spaces and newlines. It is big enough for a
     character-level bigram model or a tiny GPT to learn visible structure (names in
     capitals followed by a colon and a new line, common words, punctuation) and small
-    enough to train on in seconds on a CPU. It is read with :mod:`importlib.resources`,
+    enough to train on in seconds on a CPU. It is read with `importlib.resources`,
     so it works from an installed wheel as well as from a source checkout.
 
     Returns:

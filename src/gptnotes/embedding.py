@@ -4,21 +4,27 @@ A token id is a name, not a quantity: id 7 is not "more" than id 3. A model turn
 into a vector of C learned numbers, its *embedding*, by looking up a row of a table of
 shape ``(vocab_size, C)``:
 
-- :func:`one_hot` writes an id as a vector with a single 1, and :func:`embed_by_matmul`
-  shows that multiplying that vector by the table picks one row;
-- :class:`Embedding` does the same lookup directly (``weight[idx]``), as
-  :class:`torch.nn.Embedding` does, without ever building the one-hot vectors;
-- :func:`dot_similarity`, :func:`cosine_similarity`, :func:`nearest` and :func:`analogy`
-  compare embeddings;
-- :func:`toy_word_embeddings` is a small hand-made table whose columns mean something
-  (gender, royalty, ...), for vector arithmetic such as ``king - man + woman``;
-- :func:`train_next_token_embeddings` shows that embeddings are *learned*: a few steps of
-  next-token training pull together the rows of tokens that are used in the same contexts.
+- [`one_hot`][gptnotes.embedding.one_hot] writes an id as a vector with a single 1, and
+  [`embed_by_matmul`][gptnotes.embedding.embed_by_matmul] shows that multiplying that vector by
+  the table picks one row;
+- [`Embedding`][gptnotes.embedding.Embedding] does the same lookup directly (``weight[idx]``), as
+  `torch.nn.Embedding` does, without ever building the one-hot vectors;
+- [`dot_similarity`][gptnotes.embedding.dot_similarity],
+  [`cosine_similarity`][gptnotes.embedding.cosine_similarity],
+  [`nearest`][gptnotes.embedding.nearest] and [`analogy`][gptnotes.embedding.analogy] compare
+  embeddings;
+- [`toy_word_embeddings`][gptnotes.embedding.toy_word_embeddings] is a small hand-made table
+  whose columns mean something (gender, royalty, ...), for vector arithmetic such as
+  ``king - man + woman``;
+- [`train_next_token_embeddings`][gptnotes.embedding.train_next_token_embeddings] shows that
+  embeddings are *learned*: a few steps of next-token training pull together the rows of tokens
+  that are used in the same contexts.
 
-.. math::
+$$
+\operatorname{onehot}(i)\,W = W_{i,:} \qquad
+\cos(a, b) = \frac{a \cdot b}{\lVert a \rVert\,\lVert b \rVert}
+$$
 
-    \operatorname{onehot}(i)\,W = W_{i,:} \qquad
-    \cos(a, b) = \frac{a \cdot b}{\lVert a \rVert\,\lVert b \rVert}
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ def one_hot(idx: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Write each id as a float vector of ``num_classes`` zeros with a single 1.
 
     Built from scratch the way the notes do it: a tensor of zeros gets one extra last
-    dimension, and :meth:`torch.Tensor.scatter_` writes ``1.0`` at position ``idx`` along
+    dimension, and `torch.Tensor.scatter_` writes ``1.0`` at position ``idx`` along
     it (``idx.unsqueeze(-1)`` gives the index the shape that ``scatter_`` expects). Equal
     to ``torch.nn.functional.one_hot(idx, num_classes).float()``, but float from the start,
     so that it can be multiplied by a weight matrix.
@@ -102,14 +108,15 @@ class Embedding(nn.Module):
     """A table of learnable vectors, one row per token id; ``forward`` looks rows up.
 
     Written from scratch, with the same parameter, the same initialisation and the same
-    results as :class:`torch.nn.Embedding` (without its options ``padding_idx``,
+    results as `torch.nn.Embedding` (without its options ``padding_idx``,
     ``max_norm``, ...): ``weight`` has shape ``(num_embeddings, embedding_dim)`` and starts
     as independent draws from the standard normal distribution N(0, 1), so the same seed
     gives the same table as ``nn.Embedding``. Row ``i`` is the vector of token ``i``.
 
     Looking up ``weight[idx]`` gives the same numbers as ``one_hot(idx) @ weight`` (see
-    :func:`embed_by_matmul`) without building a ``(*, V)`` tensor of zeros. In backward,
-    only the rows that were looked up get a gradient (repeated ids add up).
+    [`embed_by_matmul`][gptnotes.embedding.embed_by_matmul]) without building a ``(*, V)``
+    tensor of zeros. In backward, only the rows that were looked up get a gradient (repeated ids
+    add up).
 
     Args:
         num_embeddings: V, the number of rows (the vocabulary size).
@@ -166,8 +173,8 @@ def embed_by_matmul(idx: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
     Each one-hot row has a single 1, at column ``i``, so its product with ``weight`` adds
     ``1 * weight[i]`` and zeros: exactly row ``i``. The result equals ``weight[idx]`` (and
-    :class:`Embedding`), but costs ``V`` multiply-adds per number instead of one copy,
-    which is why embedding layers look rows up instead.
+    [`Embedding`][gptnotes.embedding.Embedding]), but costs ``V`` multiply-adds per number
+    instead of one copy, which is why embedding layers look rows up instead.
 
     Args:
         idx: Integer tensor of ids, e.g. ``(B, T)``, in ``[0, V)``.
@@ -216,13 +223,13 @@ def _check_pair(a: object, b: object) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def dot_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    r"""The dot product of vectors along the last dimension: :math:`\sum_c a_c b_c`.
+    r"""The dot product of vectors along the last dimension: \(\sum_c a_c b_c\).
 
     Positive when the vectors point into the same half-space (angle below 90 degrees),
     zero when they are perpendicular, negative when they point in opposite directions.
-    It also grows with the lengths of the vectors; :func:`cosine_similarity` removes that.
-    Leading dimensions broadcast, so a query ``(C,)`` against a table ``(V, C)`` gives
-    ``(V,)`` scores.
+    It also grows with the lengths of the vectors;
+    [`cosine_similarity`][gptnotes.embedding.cosine_similarity] removes that. Leading dimensions
+    broadcast, so a query ``(C,)`` against a table ``(V, C)`` gives ``(V,)`` scores.
 
     Args:
         a: Floating-point tensor ``(*, C)``.
@@ -253,14 +260,14 @@ def dot_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     r"""Cosine of the angle between vectors along the last dimension, in ``[-1, 1]``.
 
-    .. math::
-
-        \cos(a, b) = \frac{a}{\max(\lVert a \rVert, \epsilon)} \cdot
-                     \frac{b}{\max(\lVert b \rVert, \epsilon)}
+    $$
+    \cos(a, b) = \frac{a}{\max(\lVert a \rVert, \epsilon)} \cdot
+    \frac{b}{\max(\lVert b \rVert, \epsilon)}
+    $$
 
     1 for the same direction, 0 for perpendicular, -1 for opposite, whatever the lengths.
     Each norm is clamped to at least ``eps`` before dividing, exactly as
-    :func:`torch.nn.functional.cosine_similarity` does, so a zero vector gives similarity
+    `torch.nn.functional.cosine_similarity` does, so a zero vector gives similarity
     0 instead of a division by zero, and vectors much shorter than ``eps`` get a value
     scaled down towards 0.
 
@@ -277,7 +284,8 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> to
 
     Raises:
         TypeError: If ``a`` or ``b`` is not a floating-point tensor, or ``eps`` not a number.
-        ValueError: If the shapes do not fit (see :func:`dot_similarity`) or ``eps`` is
+        ValueError: If the shapes do not fit (see
+            [`dot_similarity`][gptnotes.embedding.dot_similarity]) or ``eps`` is
             not positive and finite.
 
     Examples:
@@ -306,7 +314,7 @@ def nearest(
 
     Ties keep the lower row first. Rows listed in ``exclude`` are skipped: an analogy
     query such as ``king - man + woman`` usually lies closest to one of its own inputs,
-    so those are excluded (see :func:`analogy`).
+    so those are excluded (see [`analogy`][gptnotes.embedding.analogy]).
 
     Args:
         query: Floating-point vector ``(C,)``.
@@ -363,7 +371,8 @@ def nearest(
 
 
 TOY_FEATURES: tuple[str, ...] = ("person", "gender", "royal", "young", "family", "fruit", "citrus")
-"""Meaning of the columns of :func:`toy_word_embeddings` (``gender``: -1 male, +1 female)."""
+"""Meaning of the columns of [`toy_word_embeddings`][gptnotes.embedding.toy_word_embeddings]
+(``gender``: -1 male, +1 female)."""
 
 _TOY_ROWS: dict[str, tuple[float, ...]] = {
     #           person gender royal young family fruit citrus
@@ -387,13 +396,14 @@ _TOY_ROWS: dict[str, tuple[float, ...]] = {
 def toy_word_embeddings() -> tuple[list[str], torch.Tensor]:
     """A hand-made embedding table of 14 words whose 7 columns have names.
 
-    Each column is one feature from :data:`TOY_FEATURES`: ``person``, ``gender`` (-1 for
-    male words, +1 for female words, 0 otherwise), ``royal``, ``young``, ``family``
-    (aunt, uncle, niece, nephew), ``fruit`` and ``citrus`` (apple, orange). Because the features are
-    written in by hand, relations are exact: ``E(aunt) - E(uncle)`` equals
-    ``E(woman) - E(man)``, and ``E(king) - E(man) + E(woman)`` is ``E(queen)``. A learned
-    table (``nn.Embedding`` after training) has no named columns and such relations hold
-    only approximately; this table is for seeing the arithmetic, not a trained model.
+    Each column is one feature from [`TOY_FEATURES`][gptnotes.embedding.TOY_FEATURES]:
+    ``person``, ``gender`` (-1 for male words, +1 for female words, 0 otherwise), ``royal``,
+    ``young``, ``family`` (aunt, uncle, niece, nephew), ``fruit`` and ``citrus`` (apple,
+    orange). Because the features are written in by hand, relations are exact:
+    ``E(aunt) - E(uncle)`` equals ``E(woman) - E(man)``, and ``E(king) - E(man) + E(woman)``
+    is ``E(queen)``. A learned table (``nn.Embedding`` after training) has no named columns and
+    such relations hold only approximately; this table is for seeing the arithmetic, not a
+    trained model.
 
     Shape:
         - table: ``(14, 7)``: 14 words, 7 named features.
@@ -490,7 +500,7 @@ def toy_next_word_data(text: str = TOY_NEXT_WORD_TEXT) -> tuple[list[str], torch
     """Split a text on whitespace into words and number them (a word-level tokenizer).
 
     Args:
-        text: The text; by default :data:`TOY_NEXT_WORD_TEXT`.
+        text: The text; by default [`TOY_NEXT_WORD_TEXT`][gptnotes.embedding.TOY_NEXT_WORD_TEXT].
 
     Shape:
         - ids: ``(N,)`` for a text of ``N`` words; vocab: ``V`` words.
@@ -521,7 +531,7 @@ def toy_next_word_data(text: str = TOY_NEXT_WORD_TEXT) -> tuple[list[str], torch
 
 @dataclass
 class EmbeddingTrainingResult:
-    """What :func:`train_next_token_embeddings` returns.
+    """What [`train_next_token_embeddings`][gptnotes.embedding.train_next_token_embeddings] returns.
 
     Attributes:
         weight_before: The embedding table at initialisation, ``(V, C)``.
@@ -557,7 +567,7 @@ def train_next_token_embeddings(
 
     The smallest model in which embeddings are learned: ``logits = Linear(Embedding(x))``,
     a bigram model that goes through C numbers per token. It is trained full-batch on
-    every pair ``(data[i], data[i + 1])`` with cross-entropy and :class:`torch.optim.AdamW`
+    every pair ``(data[i], data[i + 1])`` with cross-entropy and `torch.optim.AdamW`
     (the optimiser of the notes' training loop). Nothing tells the model which tokens are
     alike; tokens followed by the same tokens need the same logits, and the cheapest way
     to get them is the same embedding row, so their rows turn towards each other
@@ -580,7 +590,8 @@ def train_next_token_embeddings(
         - data: ``(N,)``; the tables of the result: ``(V, C)`` with ``C = embedding_dim``.
 
     Returns:
-        An :class:`EmbeddingTrainingResult` with the table before and after, and the losses.
+        An [`EmbeddingTrainingResult`][gptnotes.embedding.EmbeddingTrainingResult] with the
+        table before and after, and the losses.
 
     Raises:
         TypeError: If ``data`` is not an integer tensor or a number has the wrong type.

@@ -1,20 +1,23 @@
 """Look inside a ``torch.nn.Module``: its parameters, their names, shapes and counts.
 
-A model built from :class:`torch.nn.Module` knows its own structure: every ``nn.Parameter``
+A model built from `torch.nn.Module` knows its own structure: every ``nn.Parameter``
 assigned as an attribute (directly, or inside a sub-module) is *registered*, and
-:meth:`~torch.nn.Module.named_parameters` walks them all with dotted names such as
+`torch.nn.Module.named_parameters` walks them all with dotted names such as
 ``blocks.0.sa.heads.0.key.weight``. The helpers here turn that walk into numbers and a
 printable table:
 
-- :func:`count_parameters` — the notes' ``sum(p.numel() for p in m.parameters())``.
-- :func:`parameter_table` — one ``(name, shape, numel)`` row per parameter.
-- :func:`format_parameter_table` — the same rows as text, with a total line that gives
-  the count in millions exactly as the notes print it (``0.208193 M parameters``).
-- :func:`parameter_counts_by_module` — the counts grouped by sub-module, to answer
-  "how many weights does each layer have?".
+- [`count_parameters`][gptnotes.inspect.count_parameters] — the notes'
+  ``sum(p.numel() for p in m.parameters())``.
+- [`parameter_table`][gptnotes.inspect.parameter_table] — one ``(name, shape, numel)`` row per
+  parameter.
+- [`format_parameter_table`][gptnotes.inspect.format_parameter_table] — the same rows as text,
+  with a total line that gives the count in millions exactly as the notes print it
+  (``0.208193 M parameters``).
+- [`parameter_counts_by_module`][gptnotes.inspect.parameter_counts_by_module] — the counts
+  grouped by sub-module, to answer "how many weights does each layer have?".
 
 A parameter shared by two sub-modules (weight tying) is one tensor: it is listed and
-counted once, as :meth:`~torch.nn.Module.parameters` does.
+counted once, as `torch.nn.Module.parameters` does.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     batch norm) are not parameters and are not counted.
 
     Args:
-        module: Any :class:`torch.nn.Module`.
+        module: Any `torch.nn.Module`.
         trainable_only: If ``True``, count only parameters with ``requires_grad=True``
             (the ones an optimiser updates).
 
@@ -77,7 +80,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 def parameter_table(module: nn.Module) -> list[tuple[str, tuple[int, ...], int]]:
     """List every parameter as ``(name, shape, numel)``, in registration order.
 
-    The rows of :meth:`~torch.nn.Module.named_parameters`, with the shape as a plain
+    The rows of `torch.nn.Module.named_parameters`, with the shape as a plain
     tuple of ints (stable across PyTorch versions, unlike a printed ``torch.Size``).
     The name is the dotted path of attributes that leads to the tensor, e.g.
     ``blocks.0.ffwd.net.0.weight``: ``blocks`` is a list of blocks, ``0`` the first one,
@@ -85,7 +88,7 @@ def parameter_table(module: nn.Module) -> list[tuple[str, tuple[int, ...], int]]
     under the first name that reaches it.
 
     Args:
-        module: Any :class:`torch.nn.Module`.
+        module: Any `torch.nn.Module`.
 
     Returns:
         A list of ``(name, shape, numel)`` tuples.
@@ -150,7 +153,7 @@ def format_parameter_table(module: nn.Module) -> str:
     total, also in millions as the notes print it.
 
     Args:
-        module: Any :class:`torch.nn.Module`.
+        module: Any `torch.nn.Module`.
 
     Returns:
         The table, lines joined with ``"\\n"`` (no trailing newline).
@@ -188,10 +191,10 @@ def parameter_counts_by_module(module: nn.Module, depth: int = 1) -> dict[str, i
     ``blocks``, ``ln_f`` and ``lm_head``; with ``depth=2`` the blocks split into
     ``blocks.0``, ``blocks.1``, ... A parameter registered directly on ``module`` (a name
     with fewer parts than ``depth``) is grouped under its own name. The values add up to
-    :func:`count_parameters`.
+    [`count_parameters`][gptnotes.inspect.count_parameters].
 
     Args:
-        module: Any :class:`torch.nn.Module`.
+        module: Any `torch.nn.Module`.
         depth: How many dot-separated parts of a name form the group, a positive int.
 
     Returns:

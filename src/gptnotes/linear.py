@@ -1,7 +1,7 @@
 """A linear layer written from scratch: ``y = x Wᵀ + b``.
 
-:class:`Linear` stores its weight as ``[out_features, in_features]``, exactly like
-:class:`torch.nn.Linear`, and draws its initial weights and bias from the same uniform
+[`Linear`][gptnotes.linear.Linear] stores its weight as ``[out_features, in_features]``, exactly
+like `torch.nn.Linear`, and draws its initial weights and bias from the same uniform
 distribution, so that the two are interchangeable given the same parameters.
 """
 
@@ -20,9 +20,9 @@ __all__ = ["Linear"]
 class Linear(nn.Module):
     r"""Apply an affine map to the last dimension: ``y = x @ weight.T + bias``.
 
-    The same maths and the same default initialisation as :class:`torch.nn.Linear`:
+    The same maths and the same default initialisation as `torch.nn.Linear`:
     every weight and every bias entry starts uniform in
-    :math:`[-1/\sqrt{\text{in\_features}},\ 1/\sqrt{\text{in\_features}}]`.
+    \([-1/\sqrt{\text{in\_features}},\ 1/\sqrt{\text{in\_features}}]\).
 
     Args:
         in_features: Size C_in of the last dimension of the input.
