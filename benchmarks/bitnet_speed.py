@@ -77,19 +77,23 @@ def markdown_table(rows: list[dict], threads: int) -> str:
         f"{'s' if threads != 1 else ''}, CPU capability {torch.backends.cpu.get_cpu_capability()}), "
         f"torch {torch.__version__}, by `benchmarks/bitnet_speed.py`. Each number is the time of one "
         "call divided by the time of `F.linear` in float32 on the same input, measured side by side "
-        "(best of several rounds): below 1 is faster than float32, above 1 slower."
+        "(best of several rounds): below 1 is faster than float32, above 1 slower. Integer path: "
+        "the whole inference layer (RMSNorm, int8 activations, int8 x int8 -> int32 product, "
+        "rescale). int8 matmul only: the product of already quantised operands. int32 fallback: "
+        "the same product by widening to int32 (no fast kernel; not run for the largest sizes). "
+        "Training forward: BitLinear's float forward in eval mode (fake quantisation)."
     )
     lines = [
         stamp,
         "",
-        "| layer C_in → C_out | tokens N | float32 `F.linear` | integer path (whole layer) | int8 matmul only "
-        "| int32 matmul fallback | training forward (fake quantisation) |",
+        "| C_in → C_out | tokens N | float32 `F.linear` | integer path | int8 matmul only "
+        "| int32 fallback | training forward |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         i32 = f"{r['i32'] / r['fp']:.2f}×" if "i32" in r else "not run"
         lines.append(
-            f"| {r['c_in']} → {r['c_out']} | {r['n']} | {r['fp']:.1f} µs | {r['int'] / r['fp']:.2f}× "
+            f"| {r['c_in']}→{r['c_out']} | {r['n']} | {r['fp']:.1f} µs | {r['int'] / r['fp']:.2f}× "
             f"| {r['mm'] / r['fp']:.2f}× | {i32} | {r['sim'] / r['fp']:.2f}× |"
         )
     return "\n".join(lines) + "\n"
