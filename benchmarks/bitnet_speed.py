@@ -2,7 +2,11 @@
 
 Plain script, not run by the tests:
 
-    python benchmarks/bitnet_speed.py [--threads N] [--min-time SECONDS]
+    python benchmarks/bitnet_speed.py [--threads N] [--min-time SECONDS] [--write PATH]
+
+``--write benchmarks/results/bitnet_speed.md`` also writes the speed table as Markdown, stamped
+with the date, the CPU, the number of threads and the torch version; the BitNet page of the
+site includes that file as it is (nothing in it is typed by hand).
 
 For each layer size (C_in -> C_out) and number of tokens N (= B*T), it times, side by side
 in one run (candidates interleaved round by round; the best round of each is kept, since
@@ -23,8 +27,10 @@ measured from the packed tensors.
 from __future__ import annotations
 
 import argparse
+import datetime
 import platform
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -53,12 +59,54 @@ def best_us(fns: dict, rounds: int, min_time: float) -> dict:
     return best
 
 
+def cpu_name() -> str:
+    """The CPU model as the kernel reports it (Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def markdown_table(rows: list[dict], threads: int) -> str:
+    """The speed table as Markdown, with the machine and the date it was measured on."""
+    stamp = (
+        f"Measured {datetime.date.today().isoformat()} on {cpu_name()} ({threads} thread"
+        f"{'s' if threads != 1 else ''}, CPU capability {torch.backends.cpu.get_cpu_capability()}), "
+        f"torch {torch.__version__}, by `benchmarks/bitnet_speed.py`. Each number is the time of one "
+        "call divided by the time of `F.linear` in float32 on the same input, measured side by side "
+        "(best of several rounds): below 1 is faster than float32, above 1 slower. Integer path: "
+        "the whole inference layer (RMSNorm, int8 activations, int8 x int8 -> int32 product, "
+        "rescale). int8 matmul only: the product of already quantised operands. int32 fallback: "
+        "the same product by widening to int32 (no fast kernel; not run for the largest sizes). "
+        "Training forward: BitLinear's float forward in eval mode (fake quantisation)."
+    )
+    lines = [
+        stamp,
+        "",
+        "| C_in → C_out | tokens N | float32 `F.linear` | integer path | int8 matmul only "
+        "| int32 fallback | training forward |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        i32 = f"{r['i32'] / r['fp']:.2f}×" if "i32" in r else "not run"
+        lines.append(
+            f"| {r['c_in']}→{r['c_out']} | {r['n']} | {r['fp']:.1f} µs | {r['int'] / r['fp']:.2f}× "
+            f"| {r['mm'] / r['fp']:.2f}× | {i32} | {r['sim'] / r['fp']:.2f}× |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds per candidate and size")
+    parser.add_argument("--write", type=Path, default=None, help="also write the speed table as Markdown here")
     args = parser.parse_args()
+    rows: list[dict] = []
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -85,6 +133,7 @@ def main() -> None:
                 if c_in * c_out * n <= 1024 * 4096 * 64:  # the fallback takes seconds beyond this
                     fns["i32"] = lambda: _int8_matmul_int32(codes, wt)
                 t = best_us(fns, args.rounds, args.min_time)
+                rows.append({"c_in": c_in, "c_out": c_out, "n": n, **t})
                 t_fp, t_int, t_mm, t_sim = t["fp"], t["int"], t["mm"], t["sim"]
                 if "i32" in t:
                     s32 = f"{t['i32']:10.1f} {t['i32'] / t_fp:6.2f}"
@@ -105,6 +154,12 @@ def main() -> None:
             f"{f'{c_in}->{c_out}':>12} | " + " | ".join(f"{report[k]:>10}" for k in keys)
             + f" | {report['fp32'] / report['1.6-bit']:14.2f} | {bits:.4f}"
         )
+
+
+    if args.write is not None:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(markdown_table(rows, torch.get_num_threads()), encoding="utf-8")
+        print(f"\nwrote {args.write}")
 
 
 if __name__ == "__main__":

@@ -293,7 +293,11 @@ def weight_quant(w: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Tensor,
     if w.numel() == 0:
         raise ValueError("w must have at least one element")
     check_finite(w, "w")
-    eps = _check_eps(eps)
+    return _weight_quant(w, _check_eps(eps))
+
+
+def _weight_quant(w: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`weight_quant` without the argument checks (for callers that made them)."""
     w = w.detach()
     gamma = w.abs().mean().clamp(min=eps)
     ternary = (w / gamma).round().clamp(-1, 1).to(torch.int8)
@@ -780,7 +784,7 @@ class BitLinear(Linear):
         check_finite(self.weight, "weight")
         x_n = self.norm(x)  # (*, C_in)
         codes, s = activation_quant(x_n)  # (*, C_in) int8, (*, 1)
-        ternary, gamma = weight_quant(self.weight)  # (C_out, C_in) int8, ()
+        ternary, gamma = _weight_quant(self.weight, QUANT_EPS)  # (C_out, C_in) int8, (); checked above
         c = straight_through(x_n * s, codes.to(x_n.dtype))  # (*, C_in), integer values
         t = straight_through(self.weight / gamma, ternary.to(self.weight.dtype))  # (C_out, C_in)
         return F.linear(c, t) * gamma / s  # (*, C_out): exact integer sums, then the scales

@@ -1,0 +1,349 @@
+"""Figures of the BitNet b1.58 pages.
+
+Three cheap figures (entropy of a ternary weight, zeros made by a fixed threshold) and three
+that share one training run: the small GPT of the site trained twice from the same initial
+weights, once with full-precision linear layers and once with BitLinear in every block. The
+run takes some seconds (a few tens on a busy machine), happens once per build process (it is
+memoised here) and, like every figure, is cached on disk until the package changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from functools import lru_cache
+
+from sitetools.figures import Theme, figure
+
+# --------------------------------------------------------------------------------------
+# The training run shared by the GPT figures
+# --------------------------------------------------------------------------------------
+
+#: Settings of the side-by-side run. The GPT is the notes' size (block_size 8, C = 64, 4 heads,
+#: 4 blocks) with the fused attention (the same maths as the per-head modules, fewer modules,
+#: so a quicker run); the text is the package's own corpus.
+RUN = {
+    "block_size": 8,
+    "n_embd": 64,
+    "n_head": 4,
+    "n_layer": 4,
+    "attention": "fused",
+    "steps": 240,
+    "batch_size": 32,
+    "lr": 2e-3,
+    "eval_interval": 40,
+    "eval_iters": 5,
+    "final_batches": 12,
+    "final_batch_size": 64,
+    "seed": 0,
+}
+
+#: The layer whose master weights the histogram shows (its input is the first block's
+#: layer-normed stream; 64 -> 256, 16,384 weights).
+HIST_LAYER = "blocks.0.ffwd.net.0"
+
+
+def _ternarise_weights_in_place(model) -> int:
+    """Post-training quantisation, weights only: each block Linear's weight -> gamma * ternary."""
+    import torch
+
+    from gptnotes import Linear, weight_fake_quant
+
+    n = 0
+    with torch.no_grad():
+        for module in model.blocks.modules():
+            if isinstance(module, Linear):
+                module.weight.copy_(weight_fake_quant(module.weight))
+                n += 1
+    return n
+
+
+def _freeze_bitlinears(model) -> int:
+    """Swap every BitLinear of ``model`` for its integer inference twin (int8 weights, int32 sums)."""
+    from gptnotes import BitLinear
+
+    n = 0
+    for name, module in list(model.named_modules()):
+        if isinstance(module, BitLinear):
+            parent_name, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), attr, module.quantize())
+            n += 1
+    return n
+
+
+@lru_cache(maxsize=1)
+def gpt_run() -> dict:
+    """Train the full-precision and the BitNet GPT side by side; return curves and final numbers."""
+    import torch
+
+    from gptnotes import (
+        CharTokenizer,
+        GPTLanguageModel,
+        estimate_loss,
+        load_corpus,
+        replace_linear_with_bitlinear,
+        train,
+        train_val_split,
+        weight_quant,
+    )
+
+    r = RUN
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is faster and steadier, and deterministic
+    start = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            text = load_corpus()
+            tok = CharTokenizer(text)
+            data = torch.tensor(tok.encode(text))
+            train_data, val_data = train_val_split(data)
+            torch.manual_seed(r["seed"])
+            fp = GPTLanguageModel(
+                tok.vocab_size, r["block_size"], r["n_embd"], r["n_head"], r["n_layer"], attention=r["attention"]
+            )
+            bit = copy.deepcopy(fp)  # the same initial weights
+            replaced = replace_linear_with_bitlinear(bit.blocks)
+            histories = {}
+            for name, model in (("fp", fp), ("bit", bit)):
+                state = train(
+                    model, train_data, val_data, steps=r["steps"], batch_size=r["batch_size"],
+                    block_size=r["block_size"], lr=r["lr"], eval_interval=r["eval_interval"],
+                    eval_iters=r["eval_iters"], seed=r["seed"], progress=False,
+                )
+                histories[name] = state.history
+
+            def final(model) -> dict:
+                g = torch.Generator().manual_seed(1234)  # the same batches for every model
+                return estimate_loss(
+                    model, {"train": train_data, "val": val_data}, r["block_size"],
+                    r["final_batch_size"], r["final_batches"], generator=g,
+                )
+
+            ptq = copy.deepcopy(fp)
+            n_ptq = _ternarise_weights_in_place(ptq)
+            frozen = copy.deepcopy(bit).eval()
+            n_frozen = _freeze_bitlinears(frozen)
+            idx = torch.randint(tok.vocab_size, (64, r["block_size"]), generator=torch.Generator().manual_seed(5))
+            with torch.no_grad():
+                same_logits = torch.equal(bit.eval()(idx)[0], frozen(idx)[0])
+            bit.train()
+            results = {
+                "fp": final(fp),
+                "bit": final(bit),
+                "int": final(frozen),
+                "ptq": final(ptq),
+            }
+            layer = bit.get_submodule(HIST_LAYER)
+            master = layer.weight.detach().clone()
+            ternary, gamma = weight_quant(master)
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "histories": histories,
+        "results": results,
+        "replaced": len(replaced),
+        "ptq_layers": n_ptq,
+        "frozen_layers": n_frozen,
+        "same_logits": same_logits,
+        "vocab_size": tok.vocab_size,
+        "train_tokens": len(train_data),
+        "val_tokens": len(val_data),
+        "params_fp": sum(p.numel() for p in fp.parameters()),
+        "params_bit": sum(p.numel() for p in bit.parameters()),
+        "master": master,
+        "ternary": ternary,
+        "gamma": float(gamma),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _smooth(values: list[float], k: int = 15) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= k:
+            acc -= values[i - k]
+        out.append(acc / min(i + 1, k))
+    return out
+
+
+@figure("bitnet-gpt-loss")
+def gpt_loss(theme: Theme):
+    import matplotlib.pyplot as plt
+
+    run = gpt_run()
+    fig, ax = plt.subplots(figsize=(7.5, 3.9))
+    labels = {"fp": "full precision (float32 weights)", "bit": "BitNet b1.58 (BitLinear in every block)"}
+    for k, key in enumerate(("fp", "bit")):
+        h = run["histories"][key]
+        color = theme.cycle(k)
+        ax.plot(h.steps, _smooth(h.losses), color=color, linewidth=1.0, alpha=0.55)
+        val = [e["val"] for e in h.eval_losses]
+        ax.plot(h.eval_steps, val, color=color, linewidth=2.0, marker="o", markersize=4, label=f"{labels[key]}: validation")
+    ax.plot([], [], color=theme.muted, linewidth=1.0, alpha=0.7, label="thin lines: training batches (moving average of 15)")
+    ptq = run["results"]["ptq"]["val"]
+    last = run["histories"]["fp"].eval_steps[-1]
+    ax.plot([last], [ptq], marker="X", markersize=9, linestyle="none", color=theme.cycle(2),
+            label="full-precision model, weights ternarised after training")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy loss (nats per character)")
+    ax.set_title("The small GPT trained twice from the same start, same batches")
+    ax.legend(fontsize=8.5, loc="upper right")
+    return fig
+
+
+@figure("bitnet-gpt-results")
+def gpt_results(theme: Theme):
+    import matplotlib.pyplot as plt
+
+    run = gpt_run()
+    res = run["results"]
+    rows = [
+        ("Full precision", res["fp"]),
+        ("BitNet b1.58, trained with BitLinear", res["bit"]),
+        ("BitNet b1.58, integer inference path", res["int"]),
+        ("Full precision, ternarised after training", res["ptq"]),
+    ]
+    base = res["fp"]["val"]
+    header = ("model", "train loss", "val loss", "val gap")
+    xs = (0.0, 0.69, 0.84, 1.0)  # left edge of column 0, right edges of the number columns
+    fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(len(rows) + 2.0, -0.8)
+    ax.axis("off")
+    for col, text in enumerate(header):
+        ax.text(xs[col], 0, text, ha="left" if col == 0 else "right", va="center", fontweight="bold", color=theme.fg)
+    ax.plot([-0.02, 1.02], [0.5, 0.5], color=theme.muted, linewidth=1)
+    for i, (name, r) in enumerate(rows, start=1):
+        cells = (name, f"{r['train']:.3f}", f"{r['val']:.3f}", "—" if i == 1 else f"{r['val'] - base:+.3f}")
+        for col, text in enumerate(cells):
+            ax.text(xs[col], i, text, ha="left" if col == 0 else "right", va="center", color=theme.fg)
+    same = "the same logits, bit for bit" if run["same_logits"] else "DIFFERENT logits"
+    ax.text(
+        0.0, len(rows) + 1.25,
+        f"Same initial weights, same batches: {RUN['steps']} steps of batch {RUN['batch_size']}.\n"
+        f"Each loss: mean over the same {RUN['final_batches']} batches of {RUN['final_batch_size']} per split; "
+        "val gap = val loss − that of full precision.\n"
+        f"Integer path vs BitNet: {same}.",
+        ha="left", va="center", fontsize=8.5, color=theme.muted, linespacing=1.5,
+    )
+    return fig
+
+
+@figure("bitnet-ternary-histogram")
+def ternary_histogram(theme: Theme):
+    import matplotlib.pyplot as plt
+    import torch
+
+    from gptnotes import tensor_entropy_bits
+
+    run = gpt_run()
+    w = run["master"].flatten()
+    t = run["ternary"].flatten()
+    gamma = run["gamma"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(8.6, 3.5), gridspec_kw={"width_ratios": [2.3, 1]})
+    lim = float(w.abs().max())
+    bins = torch.linspace(-lim, lim, 81)
+    colors = {-1: theme.cycle(1), 0: theme.muted, 1: theme.cycle(0)}
+    for value, lo, hi in ((-1, -lim, -gamma / 2), (0, -gamma / 2, gamma / 2), (1, gamma / 2, lim)):
+        part = w[(t == value)]
+        ax.hist(part.tolist(), bins=bins.tolist(), color=colors[value], alpha=0.85)
+    for x in (-gamma / 2, gamma / 2):
+        ax.axvline(x, color=theme.fg, linestyle="--", linewidth=1)
+    ax.text(gamma / 2, ax.get_ylim()[1] * 0.92, "  +γ/2", color=theme.fg, fontsize=9)
+    ax.text(-gamma / 2, ax.get_ylim()[1] * 0.92, "−γ/2  ", color=theme.fg, fontsize=9, ha="right")
+    ax.set_xlabel(f"master weight (γ = mean |W| = {gamma:.4f})")
+    ax.set_ylabel("number of weights")
+    ax.set_title(f"Trained master weights of {HIST_LAYER}", fontsize=10)
+    counts = [int((t == v).sum()) for v in (-1, 0, 1)]
+    bars = bx.bar(["−1", "0", "+1"], counts, color=[colors[-1], colors[0], colors[1]])
+    for bar, c in zip(bars, counts):
+        bx.text(bar.get_x() + bar.get_width() / 2, c, f"{c / len(t):.1%}", ha="center", va="bottom", fontsize=9, color=theme.fg)
+    bx.set_ylim(0, max(counts) * 1.18)
+    bx.set_title(f"after RoundClip: {tensor_entropy_bits(t):.3f} bits/weight", fontsize=10)
+    bx.grid(axis="x", visible=False)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Cheap figures
+# --------------------------------------------------------------------------------------
+
+
+@figure("bitnet-ternary-entropy")
+def ternary_entropy(theme: Theme):
+    import matplotlib.pyplot as plt
+    import torch
+
+    from gptnotes import Linear, entropy_bits, tensor_entropy_bits, weight_quant
+
+    p0s = [i / 200 for i in range(201)]
+    hs = [entropy_bits([(1 - p) / 2, p, (1 - p) / 2]) for p in p0s]
+    fig, ax = plt.subplots(figsize=(7.5, 3.7))
+    ax.plot(p0s, hs, color=theme.cycle(0), linewidth=2, label="H of {−1, 0, +1} with P(−1) = P(+1)")
+    ax.axhline(2.0, color=theme.muted, linestyle=":", linewidth=1.2)
+    ax.text(0.99, 2.0, "2-bit codes: 2 bits ", color=theme.muted, ha="right", va="bottom", fontsize=9)
+    ax.axhline(1.6, color=theme.cycle(1), linestyle="--", linewidth=1.2)
+    ax.text(0.99, 1.6, "5 per byte (3⁵ = 243 ≤ 256): 1.6 bits ", color=theme.cycle(1), ha="right", va="bottom", fontsize=9)
+    ax.axhline(1.0, color=theme.muted, linestyle=":", linewidth=1.2)
+    ax.text(0.99, 1.0, "binary: 1 bit ", color=theme.muted, ha="right", va="bottom", fontsize=9)
+    points = [(1 / 3, math.log2(3), "equally likely: log₂3 ≈ 1.585")]
+    g = torch.Generator().manual_seed(0)
+    gauss, _ = weight_quant(torch.randn(512, 512, generator=g))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        uniform, _ = weight_quant(Linear(512, 512).weight)
+    for name, t in (("Gaussian weights", gauss), ("nn.Linear's initial weights", uniform)):
+        points.append((float((t == 0).float().mean()), tensor_entropy_bits(t), name))
+    for k, (x, y, name) in enumerate(points):
+        ax.plot([x], [y], marker="o", markersize=7, color=theme.cycle(k + 2), linestyle="none",
+                label=f"{name} ({x:.2f} zeros, {y:.3f} bits)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 2.15)
+    ax.set_xlabel("fraction of zeros P(0)")
+    ax.set_ylabel("bits per weight")
+    ax.set_title("Entropy of a ternary weight, and what real codes spend")
+    ax.legend(fontsize=8.5, loc="lower center")
+    return fig
+
+
+@figure("bitnet-threshold-zeros")
+def threshold_zeros(theme: Theme):
+    import matplotlib.pyplot as plt
+    import torch
+    from matplotlib.ticker import FuncFormatter
+
+    from gptnotes import Linear, ternary_threshold, weight_quant
+
+    g = torch.Generator().manual_seed(0)
+    weights = {"torch.randn (the notes' init)": torch.randn(256, 256, generator=g)}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for c_in in (64, 1024):
+            weights[f"nn.Linear init, C_in = {c_in}"] = Linear(c_in, 256).weight.detach()
+    thresholds = torch.logspace(-3, 0.3, 120)
+    fig, ax = plt.subplots(figsize=(7.5, 3.7))
+    for k, (name, w) in enumerate(weights.items()):
+        # share of weights that ternary_threshold(w, t) sets to 0, i.e. with |w| <= t,
+        # for all thresholds at once (checked against ternary_threshold at one of them)
+        sorted_abs = w.abs().flatten().sort().values
+        zeros = (torch.searchsorted(sorted_abs, thresholds, right=True) / w.numel()).tolist()
+        assert zeros[60] == float((ternary_threshold(w, thresholds[60].item()) == 0).float().mean())
+        ax.plot(thresholds.tolist(), zeros, color=theme.cycle(k), linewidth=2, label=name)
+        ternary, gamma = weight_quant(w)
+        ax.plot([float(gamma) / 2], [float((ternary == 0).float().mean())], marker="o", markersize=8,
+                color=theme.cycle(k), markeredgecolor=theme.fg)
+    for t in (0.05, 0.5):
+        ax.axvline(t, color=theme.muted, linestyle="--", linewidth=1)
+        ax.text(t, 1.02, f" {t}", color=theme.muted, fontsize=9)
+    ax.plot([], [], marker="o", linestyle="none", color=theme.muted, markeredgecolor=theme.fg,
+            label="absmean: threshold γ/2 found from the weights")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.01, not 10^-2
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("fixed threshold (weights with |w| below it become 0)")
+    ax.set_ylabel("fraction of weights set to 0")
+    ax.set_title("A fixed threshold: the weights' scale decides, not the threshold")
+    ax.legend(fontsize=8.5, loc="center left")
+    return fig
