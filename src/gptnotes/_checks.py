@@ -87,7 +87,7 @@ def check_tensor(value: object, name: str, ndim: int | tuple[int, ...] | None = 
 
 
 def check_int_tensor(value: object, name: str, ndim: int | tuple[int, ...] | None = None) -> torch.Tensor:
-    """Like :func:`check_tensor`, and the dtype must be an integer type (token ids)."""
+    """Like `check_tensor`, and the dtype must be an integer type (token ids)."""
     check_tensor(value, name, ndim)
     assert isinstance(value, torch.Tensor)
     if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
@@ -96,7 +96,7 @@ def check_int_tensor(value: object, name: str, ndim: int | tuple[int, ...] | Non
 
 
 def check_float_tensor(value: object, name: str, ndim: int | tuple[int, ...] | None = None) -> torch.Tensor:
-    """Like :func:`check_tensor`, and the dtype must be a floating-point type."""
+    """Like `check_tensor`, and the dtype must be a floating-point type."""
     check_tensor(value, name, ndim)
     assert isinstance(value, torch.Tensor)
     if not value.is_floating_point():

@@ -1,7 +1,7 @@
 """1-bit and 1.58-bit linear layers: BitNet b1.58 from scratch, and the notes' versions.
 
 BitNet b1.58 (Ma et al., 2024, "The Era of 1-bit LLMs") replaces the linear layers of a
-Transformer by :class:`BitLinear`: the weights are quantised to the three values
+Transformer by [`BitLinear`][gptnotes.bitnet.BitLinear]: the weights are quantised to the three values
 ``{-1, 0, +1}`` times one float scale per matrix (absmean quantisation), the activations to
 8-bit integers with one scale per token (absmax quantisation), and the layer is trained with
 full-precision *master* weights that the quantisers are applied to in every forward pass;
@@ -9,19 +9,19 @@ a straight-through estimator (STE) lets the gradient reach the master weights.
 
 The module holds, in dependency order:
 
-* information content: :func:`entropy_bits`, :func:`tensor_entropy_bits` (why "1.58 bits");
-* quantisers: :func:`straight_through`, :func:`ternary_threshold`, :func:`weight_quant`,
-  :func:`weight_fake_quant`, :func:`activation_quant`, :func:`activation_fake_quant`,
-  :func:`int8_matmul`;
-* :class:`RMSNorm` (equal to ``torch.nn.RMSNorm``);
-* the notes' layers, kept for comparison: :class:`BinaryLinear` (sign: binary, never 0) and
-  :class:`ThresholdTernaryLinear` (fixed threshold, blind to the weights' scale);
-* :class:`BitLinear` (training, simulated quantisation) and :class:`BitLinearInference`
+* information content: [`entropy_bits`][gptnotes.bitnet.entropy_bits], [`tensor_entropy_bits`][gptnotes.bitnet.tensor_entropy_bits] (why "1.58 bits");
+* quantisers: [`straight_through`][gptnotes.bitnet.straight_through], [`ternary_threshold`][gptnotes.bitnet.ternary_threshold], [`weight_quant`][gptnotes.bitnet.weight_quant],
+  [`weight_fake_quant`][gptnotes.bitnet.weight_fake_quant], [`activation_quant`][gptnotes.bitnet.activation_quant], [`activation_fake_quant`][gptnotes.bitnet.activation_fake_quant],
+  [`int8_matmul`][gptnotes.bitnet.int8_matmul];
+* [`RMSNorm`][gptnotes.bitnet.RMSNorm] (equal to ``torch.nn.RMSNorm``);
+* the notes' layers, kept for comparison: [`BinaryLinear`][gptnotes.bitnet.BinaryLinear] (sign: binary, never 0) and
+  [`ThresholdTernaryLinear`][gptnotes.bitnet.ThresholdTernaryLinear] (fixed threshold, blind to the weights' scale);
+* [`BitLinear`][gptnotes.bitnet.BitLinear] (training, simulated quantisation) and [`BitLinearInference`][gptnotes.bitnet.BitLinearInference]
   (frozen int8 weights, int8 activations, int32 accumulation);
-* storage: :func:`pack_ternary` / :func:`unpack_ternary` (5 weights per byte, 1.6 bits),
-  :func:`pack_ternary_2bit` / :func:`unpack_ternary_2bit` (4 per byte, 2 bits) and
-  :func:`weight_memory_report`;
-* :func:`replace_linear_with_bitlinear` to turn the linear layers of a model into BitLinear.
+* storage: [`pack_ternary`][gptnotes.bitnet.pack_ternary] / [`unpack_ternary`][gptnotes.bitnet.unpack_ternary] (5 weights per byte, 1.6 bits),
+  [`pack_ternary_2bit`][gptnotes.bitnet.pack_ternary_2bit] / [`unpack_ternary_2bit`][gptnotes.bitnet.unpack_ternary_2bit] (4 per byte, 2 bits) and
+  [`weight_memory_report`][gptnotes.bitnet.weight_memory_report];
+* [`replace_linear_with_bitlinear`][gptnotes.bitnet.replace_linear_with_bitlinear] to turn the linear layers of a model into BitLinear.
 """
 
 from __future__ import annotations
@@ -82,10 +82,10 @@ ACT_QMAX = 127
 def entropy_bits(probs: torch.Tensor | Sequence[float]) -> float:
     r"""Return the Shannon entropy, in bits, of a discrete distribution.
 
-    :math:`H = -\sum_i p_i \log_2 p_i`, with :math:`0 \log_2 0 = 0`. It is the least
+    \(H = -\sum_i p_i \log_2 p_i\), with \(0 \log_2 0 = 0\). It is the least
     average number of bits per symbol that any lossless code can reach for symbols drawn
     independently from ``probs``; three equally likely values give
-    :math:`\log_2 3 \approx 1.585`, the "1.58" of BitNet b1.58.
+    \(\log_2 3 \approx 1.585\), the "1.58" of BitNet b1.58.
 
     Args:
         probs: Probabilities, 1-D: a tensor or a sequence of numbers, non-negative and
@@ -132,7 +132,7 @@ def tensor_entropy_bits(values: torch.Tensor) -> float:
     """Return the empirical entropy, in bits per element, of the values in a tensor.
 
     Counts how often each distinct value occurs, turns the counts into frequencies and
-    returns :func:`entropy_bits` of them. For a ternary weight matrix this is the number of
+    returns [`entropy_bits`][gptnotes.bitnet.entropy_bits] of them. For a ternary weight matrix this is the number of
     bits per weight an ideal entropy coder would need; it equals ``log2(3)`` only when
     -1, 0 and +1 are equally frequent, and is lower otherwise.
 
@@ -180,7 +180,7 @@ def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     The straight-through estimator (STE): rounding has a zero derivative almost everywhere,
     so a quantised forward pass would stop every gradient. The STE uses the quantised
     values forward and treats the quantiser as the identity backward:
-    :math:`\partial L / \partial x := \partial L / \partial q`.
+    \(\partial L / \partial x := \partial L / \partial q\).
 
     Microsoft's reference code writes it ``x + (q - x).detach()``. We write
     ``q.detach() + (x - x.detach())``: the same gradient, but ``x - x.detach()`` is exactly
@@ -222,7 +222,7 @@ def ternary_threshold(w: torch.Tensor, threshold: float) -> torch.Tensor:
     """Map each weight to -1, 0 or +1: 0 where ``|w| <= threshold``, else its sign.
 
     The general threshold rule. The notes' ternary layer uses it with a fixed threshold;
-    absmean quantisation (:func:`weight_quant`) is the same rule with the threshold
+    absmean quantisation ([`weight_quant`][gptnotes.bitnet.weight_quant]) is the same rule with the threshold
     ``gamma / 2`` derived from the weights themselves (``gamma = mean(|w|)``), plus the scale
     ``gamma``: ``round(w / gamma)`` clipped to [-1, 1] is 0 exactly when
     ``|w / gamma| <= 1/2`` (``torch.round`` sends a tie 0.5 to 0, round half to even).
@@ -259,13 +259,13 @@ def ternary_threshold(w: torch.Tensor, threshold: float) -> torch.Tensor:
 def weight_quant(w: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Quantise a weight tensor to ternary codes and one scale (absmean, BitNet b1.58).
 
-    :math:`\gamma = \max(\frac{1}{nm}\sum_{ij}|W_{ij}|,\ \epsilon)` and
-    :math:`\widetilde W = \mathrm{RoundClip}(W / \gamma, -1, 1)` with
-    :math:`\mathrm{RoundClip}(x, a, b) = \max(a, \min(b, \mathrm{round}(x)))`, so that
-    :math:`W \approx \gamma \widetilde W`. The paper writes :math:`W/(\gamma + \epsilon)`;
-    Microsoft's reference code clamps :math:`\gamma` at :math:`\epsilon` instead, as here.
-    Equivalent to :func:`ternary_threshold` with threshold :math:`\gamma/2`, then scale
-    :math:`\gamma`.
+    \(\gamma = \max(\frac{1}{nm}\sum_{ij}|W_{ij}|,\ \epsilon)\) and
+    \(\widetilde W = \mathrm{RoundClip}(W / \gamma, -1, 1)\) with
+    \(\mathrm{RoundClip}(x, a, b) = \max(a, \min(b, \mathrm{round}(x)))\), so that
+    \(W \approx \gamma \widetilde W\). The paper writes \(W/(\gamma + \epsilon)\);
+    Microsoft's reference code clamps \(\gamma\) at \(\epsilon\) instead, as here.
+    Equivalent to [`ternary_threshold`][gptnotes.bitnet.ternary_threshold] with threshold \(\gamma/2\), then scale
+    \(\gamma\).
 
     Args:
         w: Non-empty floating-point tensor (usually ``(C_out, C_in)``), finite.
@@ -297,7 +297,7 @@ def weight_quant(w: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Tensor,
 
 
 def _weight_quant(w: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`weight_quant` without the argument checks (for callers that made them)."""
+    """[`weight_quant`][gptnotes.bitnet.weight_quant] without the argument checks (for callers that made them)."""
     w = w.detach()
     gamma = w.abs().mean().clamp(min=eps)
     ternary = (w / gamma).round().clamp(-1, 1).to(torch.int8)
@@ -308,7 +308,7 @@ def weight_fake_quant(w: torch.Tensor, eps: float = QUANT_EPS) -> torch.Tensor:
     """Return the dequantised ternary weights ``gamma * ternary`` as floats (training view).
 
     What a BitLinear layer multiplies by while it trains: every entry is ``-gamma``, ``0`` or
-    ``+gamma``. No gradient flows through it; wrap it in :func:`straight_through`.
+    ``+gamma``. No gradient flows through it; wrap it in [`straight_through`][gptnotes.bitnet.straight_through].
 
     Args:
         w: Non-empty floating-point tensor, finite.
@@ -338,9 +338,9 @@ def activation_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Ten
     r"""Quantise activations to 8-bit integers with one scale per token (absmax).
 
     For each vector along the last dimension (one token):
-    :math:`s = 127 / \max(\max_k |x_k|,\ \epsilon)` and
-    :math:`x_q = \mathrm{clamp}(\mathrm{round}(s x), -128, 127)`, so that
-    :math:`x \approx x_q / s`. The largest entry of each token maps to ±127.
+    \(s = 127 / \max(\max_k |x_k|,\ \epsilon)\) and
+    \(x_q = \mathrm{clamp}(\mathrm{round}(s x), -128, 127)\), so that
+    \(x \approx x_q / s\). The largest entry of each token maps to ±127.
 
     Args:
         x: Floating-point tensor ``(*, C)`` with ``C >= 1``, finite.
@@ -382,7 +382,7 @@ def activation_fake_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> torch.Tens
     """Return the dequantised 8-bit activations ``codes / scale`` as floats (training view).
 
     Each token keeps at most 256 distinct values. No gradient flows through it; wrap it in
-    :func:`straight_through`.
+    [`straight_through`][gptnotes.bitnet.straight_through].
 
     Args:
         x: Floating-point tensor ``(*, C)``, finite.
@@ -396,7 +396,7 @@ def activation_fake_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> torch.Tens
 
     Raises:
         TypeError: If ``x`` is not a floating-point tensor.
-        ValueError: As :func:`activation_quant`.
+        ValueError: As [`activation_quant`][gptnotes.bitnet.activation_quant].
 
     Examples:
         >>> import torch
@@ -409,7 +409,7 @@ def activation_fake_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> torch.Tens
 
 
 def _int8_matmul_int32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Fallback of :func:`int8_matmul`: widen to int32 first (exact, but no BLAS: slow)."""
+    """Fallback of [`int8_matmul`][gptnotes.bitnet.int8_matmul]: widen to int32 first (exact, but no BLAS: slow)."""
     return a.to(torch.int32) @ b.to(torch.int32)
 
 
@@ -495,7 +495,7 @@ def _check_features(x: object, in_features: int) -> torch.Tensor:
 class RMSNorm(nn.Module):
     r"""Root-mean-square normalisation of the last dimension, with a learned gain.
 
-    :math:`y = x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \cdot g`: like LayerNorm without
+    \(y = x / \sqrt{\mathrm{mean}(x^2) + \epsilon} \cdot g\): like LayerNorm without
     subtracting the mean and without a bias. BitLinear normalises its input with it before
     quantising, so that every token reaches the quantiser at the same scale. Bit-for-bit
     equal to ``torch.nn.RMSNorm(dim, eps=eps)`` (PyTorch >= 2.4).
@@ -561,7 +561,7 @@ class BinaryLinear(Linear):
     gradient, so ``weight.grad`` is all zeros and only the bias learns. ``ste=True`` adds the
     STE for comparison.
 
-    Same initialisation as :class:`gptnotes.Linear` (the notes use ``torch.randn``; the sign
+    Same initialisation as [`Linear`][gptnotes.linear.Linear] (the notes use ``torch.randn``; the sign
     of either is a fair coin).
 
     Args:
@@ -625,7 +625,7 @@ class ThresholdTernaryLinear(Linear):
     with ``in_features >= 4`` has every weight below 0.5, and the output is just the bias.
     No scale, no activation quantisation, and no gradient to ``weight`` (``where`` and
     ``sign`` stop it). Absmean quantisation fixes this with the threshold ``mean(|W|) / 2``
-    (see :func:`ternary_threshold`).
+    (see [`ternary_threshold`][gptnotes.bitnet.ternary_threshold]).
 
     Args:
         in_features: Size C_in of the last input dimension.
@@ -694,19 +694,19 @@ class BitLinear(Linear):
     3. ``w_q = weight_fake_quant(W) = gamma * ternary`` (absmean);
     4. ``y = x_q @ w_q.T``.
 
-    The quantisers go through :func:`straight_through`, so the gradient reaches the
+    The quantisers go through [`straight_through`][gptnotes.bitnet.straight_through], so the gradient reaches the
     full-precision master weights ``weight`` (and the RMSNorm gain and the input) as if
     they were the identity. Step 4 equals ``(codes @ ternary.T) * gamma / s``: an integer
     matrix product, then one rescale per output. We compute it in that order, the order of
     the integer kernel (the STE applied to ``s * x_n`` and ``W / gamma``, whose rounded
     values are ``codes`` and ``ternary``): the float matrix product of integer-valued
     operands is exact while every partial sum stays below ``2**24`` (``in_features <=
-    131072``), so this forward is bit-for-bit the output of :meth:`quantize`'s integer
+    131072``), so this forward is bit-for-bit the output of [`quantize`][gptnotes.bitnet.BitLinear.quantize]'s integer
     path. Computing ``x_q @ w_q.T`` literally (Microsoft's code) gives the same numbers up to
     float32 rounding of the sum (about ``1e-7`` relative); in a stack of layers such a
     rounding difference can flip one activation code of the next layer.
 
-    The master weights start as in :class:`gptnotes.Linear` / ``nn.Linear(bias=False)`` (same
+    The master weights start as in [`Linear`][gptnotes.linear.Linear] / ``nn.Linear(bias=False)`` (same
     seed, same numbers). There is no bias: the paper removes all biases.
 
     Args:
@@ -718,7 +718,7 @@ class BitLinear(Linear):
 
     Attributes:
         weight: Full-precision master weights ``(C_out, C_in)``, the ones the optimiser updates.
-        norm: The :class:`RMSNorm` applied to the input.
+        norm: The [`RMSNorm`][gptnotes.bitnet.RMSNorm] applied to the input.
 
     Raises:
         TypeError: If a size is not an integer, or the input is not a floating-point tensor.
@@ -751,10 +751,10 @@ class BitLinear(Linear):
         """Build a BitLinear with a copy of the weight of a ``Linear`` / ``nn.Linear``.
 
         The bias, if any, is not carried over: BitLinear has none (see
-        :func:`replace_linear_with_bitlinear`).
+        [`replace_linear_with_bitlinear`][gptnotes.bitnet.replace_linear_with_bitlinear]).
 
         Args:
-            linear: A :class:`gptnotes.Linear` or ``torch.nn.Linear``.
+            linear: A [`Linear`][gptnotes.linear.Linear] or ``torch.nn.Linear``.
 
         Returns:
             A new BitLinear on the same device and dtype, in the same train/eval mode.
@@ -795,10 +795,10 @@ class BitLinear(Linear):
 
         The weights are quantised once; activations are still quantised per call (they
         depend on the input). The result computes the same outputs as this layer, bit for
-        bit (see :class:`BitLinearInference`).
+        bit (see [`BitLinearInference`][gptnotes.bitnet.BitLinearInference]).
 
         Returns:
-            A :class:`BitLinearInference` with a copy of the RMSNorm gain.
+            A [`BitLinearInference`][gptnotes.bitnet.BitLinearInference] with a copy of the RMSNorm gain.
 
         Raises:
             ValueError: If the weights hold NaN or infinity.
@@ -815,9 +815,9 @@ class BitLinearInference(nn.Module):
     r"""A frozen BitLinear that multiplies integers: int8 x int8 accumulated in int32.
 
     Forward: ``x_n = RMSNorm(x)``; ``codes, s = activation_quant(x_n)``;
-    ``acc = codes @ ternary.T`` in ``int32`` (:func:`int8_matmul`); ``y = acc * gamma / s``.
+    ``acc = codes @ ternary.T`` in ``int32`` ([`int8_matmul`][gptnotes.bitnet.int8_matmul]); ``y = acc * gamma / s``.
     The integer sum is exact, so the only roundings are the float RMSNorm, the activation
-    quantiser and the final two float operations, exactly those of :class:`BitLinear`'s
+    quantiser and the final two float operations, exactly those of [`BitLinear`][gptnotes.bitnet.BitLinear]'s
     forward: the two are equal bit for bit (for ``in_features <= 131072``).
 
     Args:
@@ -884,10 +884,10 @@ class BitLinearInference(nn.Module):
         norm_weight: torch.Tensor,
         eps: float = 1e-5,
     ) -> BitLinearInference:
-        """Build the layer from 1.6-bit packed weights (see :func:`pack_ternary`).
+        """Build the layer from 1.6-bit packed weights (see [`pack_ternary`][gptnotes.bitnet.pack_ternary]).
 
         Args:
-            packed: ``uint8`` tensor from :func:`pack_ternary`.
+            packed: ``uint8`` tensor from [`pack_ternary`][gptnotes.bitnet.pack_ternary].
             shape: ``(C_out, C_in)``.
             scale: The weight scale ``gamma``.
             norm_weight: RMSNorm gain ``(C_in,)``.
@@ -898,11 +898,11 @@ class BitLinearInference(nn.Module):
               the layer's weight: ``(C_out, C_in)``.
 
         Returns:
-            A :class:`BitLinearInference`.
+            A [`BitLinearInference`][gptnotes.bitnet.BitLinearInference].
 
         Raises:
             TypeError: If ``packed`` is not ``uint8`` or an argument has the wrong type.
-            ValueError: If ``packed`` does not fit ``shape`` (see :func:`unpack_ternary`) or
+            ValueError: If ``packed`` does not fit ``shape`` (see [`unpack_ternary`][gptnotes.bitnet.unpack_ternary]) or
                 another argument is invalid (see the constructor).
         """
         return cls(unpack_ternary(packed, shape), scale, norm_weight, eps=eps)
@@ -977,12 +977,12 @@ def _check_packed(packed: object, expected_len: int, per_byte: int, shape: tuple
 def pack_ternary(weights: torch.Tensor) -> torch.Tensor:
     r"""Pack ternary weights five to a byte: 1.6 bits per weight.
 
-    Five weights :math:`w_0 \dots w_4 \in \{-1, 0, 1\}` become the digits
-    :math:`d_i = w_i + 1 \in \{0, 1, 2\}` of one base-3 number
-    :math:`d_0 + 3 d_1 + 9 d_2 + 27 d_3 + 81 d_4 \le 242`, which fits a byte because
-    :math:`3^5 = 243 \le 256`. The weights are read in row-major order; the last byte is
+    Five weights \(w_0 \dots w_4 \in \{-1, 0, 1\}\) become the digits
+    \(d_i = w_i + 1 \in \{0, 1, 2\}\) of one base-3 number
+    \(d_0 + 3 d_1 + 9 d_2 + 27 d_3 + 81 d_4 \le 242\), which fits a byte because
+    \(3^5 = 243 \le 256\). The weights are read in row-major order; the last byte is
     padded with weights 0. 8 / 5 = 1.6 bits per weight, 0.95 % above the
-    :math:`\log_2 3 \approx 1.585` of an ideal code for equally likely values.
+    \(\log_2 3 \approx 1.585\) of an ideal code for equally likely values.
 
     Args:
         weights: Tensor of any shape (integer, or float holding only -1.0, 0.0, 1.0).
@@ -1017,7 +1017,7 @@ def pack_ternary(weights: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_ternary(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Unpack :func:`pack_ternary`'s bytes into an ``int8`` tensor of -1, 0, 1.
+    """Unpack [`pack_ternary`][gptnotes.bitnet.pack_ternary]'s bytes into an ``int8`` tensor of -1, 0, 1.
 
     Args:
         packed: 1-D ``uint8`` tensor of exactly ``ceil(prod(shape) / 5)`` bytes.
@@ -1032,7 +1032,7 @@ def unpack_ternary(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     Raises:
         TypeError: If ``packed`` is not a ``uint8`` tensor or ``shape`` not a tuple of ints.
         ValueError: If ``packed`` is not 1-D, has the wrong length for ``shape``, or holds a
-            byte that :func:`pack_ternary` cannot produce (above 242, or non-zero padding).
+            byte that [`pack_ternary`][gptnotes.bitnet.pack_ternary] cannot produce (above 242, or non-zero padding).
 
     Examples:
         >>> import torch
@@ -1058,7 +1058,7 @@ def unpack_ternary(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 def pack_ternary_2bit(weights: torch.Tensor) -> torch.Tensor:
     """Pack ternary weights four to a byte, two bits each: 2 bits per weight.
 
-    Simpler and faster to decode than :func:`pack_ternary` (shifts and masks instead of
+    Simpler and faster to decode than [`pack_ternary`][gptnotes.bitnet.pack_ternary] (shifts and masks instead of
     divisions), at 25 % more memory; a common layout for ternary weights (Hugging Face's
     BitNet integration packs four values per ``uint8``). Weight ``w`` becomes the 2-bit code
     ``w + 1``; weight ``i`` of a group of four sits at bits ``2i, 2i + 1``. The code 3 is unused.
@@ -1092,7 +1092,7 @@ def pack_ternary_2bit(weights: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_ternary_2bit(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Unpack :func:`pack_ternary_2bit`'s bytes into an ``int8`` tensor of -1, 0, 1.
+    """Unpack [`pack_ternary_2bit`][gptnotes.bitnet.pack_ternary_2bit]'s bytes into an ``int8`` tensor of -1, 0, 1.
 
     Args:
         packed: 1-D ``uint8`` tensor of exactly ``ceil(prod(shape) / 4)`` bytes.
@@ -1132,8 +1132,8 @@ def weight_memory_report(layer: nn.Module | torch.Tensor) -> dict[str, int]:
 
     Each number is the ``nbytes`` of a tensor actually built: the weight cast to float32
     and float16, the ternary codes as ``int8`` (one byte per weight, what the integer matmul
-    reads), packed four per byte (:func:`pack_ternary_2bit`) and five per byte
-    (:func:`pack_ternary`). The three ternary formats add the ``nbytes`` of the float32
+    reads), packed four per byte ([`pack_ternary_2bit`][gptnotes.bitnet.pack_ternary_2bit]) and five per byte
+    ([`pack_ternary`][gptnotes.bitnet.pack_ternary]). The three ternary formats add the ``nbytes`` of the float32
     scale ``gamma`` (4 bytes). Biases and norm gains are not counted.
 
     Args:
@@ -1188,7 +1188,7 @@ def _is_plain_linear(module: nn.Module) -> bool:
 def replace_linear_with_bitlinear(module: nn.Module, exclude: Iterable[str] = ("lm_head",)) -> list[str]:
     """Replace, in place, every ``Linear`` / ``nn.Linear`` inside ``module`` by a BitLinear.
 
-    Each new :class:`BitLinear` has the same shape and a copy of the old weight as its
+    Each new [`BitLinear`][gptnotes.bitnet.BitLinear] has the same shape and a copy of the old weight as its
     master weights. Biases are dropped: BitNet b1.58 has none (the paper removes all
     biases, like LLaMA), and BitLinear's fixed signature has no ``bias``. The replacement is
     meant to be followed by training (BitNet is quantisation-aware training, not a
@@ -1200,7 +1200,7 @@ def replace_linear_with_bitlinear(module: nn.Module, exclude: Iterable[str] = ("
 
     Args:
         module: The model or submodule to change (not itself a Linear: for one layer use
-            :meth:`BitLinear.from_linear`).
+            [`BitLinear.from_linear`][gptnotes.bitnet.BitLinear.from_linear]).
         exclude: Names of submodules to keep, full dotted names or last components.
 
     Returns:

@@ -1,13 +1,13 @@
 r"""Softmax, temperature and sampling the next token.
 
 A language model ends in *logits*: one real number per token of the vocabulary.
-:func:`softmax` turns them into probabilities, :func:`softmax_with_temperature` makes
+[`softmax`][gptnotes.sampling.softmax] turns them into probabilities, [`softmax_with_temperature`][gptnotes.sampling.softmax_with_temperature] makes
 that distribution sharper (``T < 1``) or flatter (``T > 1``), and
-:func:`sample_next_token` draws a token id from it.
+[`sample_next_token`][gptnotes.sampling.sample_next_token] draws a token id from it.
 
-.. math::
-
-    \operatorname{softmax}(z)_i = \frac{e^{z_i - m}}{\sum_j e^{z_j - m}}, \qquad m = \max_j z_j
+$$
+\operatorname{softmax}(z)_i = \frac{e^{z_i - m}}{\sum_j e^{z_j - m}}, \qquad m = \max_j z_j
+$$
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def softmax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
     Written from scratch in the numerically stable form: the maximum is subtracted
     before ``exp``, which changes nothing mathematically (it cancels between numerator
     and denominator) but keeps ``exp`` from overflowing to ``inf`` for large logits.
-    Equal to :func:`torch.softmax` up to float rounding, including for ``-inf`` entries
+    Equal to `torch.softmax` up to float rounding, including for ``-inf`` entries
     (masked positions get probability 0).
 
     Args:
@@ -119,13 +119,13 @@ def sample_next_token(
 ) -> torch.Tensor:
     """Draw one token id per row from ``softmax(logits / temperature)``.
 
-    Uses :func:`torch.multinomial`, so a token with probability ``p`` is drawn with
+    Uses `torch.multinomial`, so a token with probability ``p`` is drawn with
     probability ``p``: the most likely token is not always the one chosen. Pass a seeded
-    :class:`torch.Generator` to make the draw reproducible.
+    `torch.Generator` to make the draw reproducible.
 
     Args:
         logits: ``(C,)`` for one distribution or ``(B, C)`` for a batch of them.
-        temperature: A positive, finite number (see :func:`softmax_with_temperature`).
+        temperature: A positive, finite number (see [`softmax_with_temperature`][gptnotes.sampling.softmax_with_temperature]).
         generator: Optional random number generator.
 
     Shape:
