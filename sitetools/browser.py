@@ -571,11 +571,14 @@ def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
     result = page.evaluate(_SEARCH_RESULTS_JS)
     m = re.match(r"(\d+)", result["meta"])
     wanted = int(m[1]) if m else 0
-    # Material shows the first results and adds more as the list is scrolled.
+    # Material shows the first results and adds more each time the list is scrolled down to
+    # its end: leave the end, then reach it again.
+    wrap = page.locator(".md-search__scrollwrap")
     for _ in range(50):
         if result["items"] >= wanted:
             break
-        page.locator(".md-search__scrollwrap").evaluate("el => { el.scrollTop = el.scrollHeight }")
+        wrap.evaluate("el => { el.scrollTop = 0 }")
+        wrap.evaluate("el => { el.scrollTop = el.scrollHeight }")
         page.wait_for_timeout(50)
         result = page.evaluate(_SEARCH_RESULTS_JS)
     paths = []
