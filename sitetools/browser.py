@@ -569,10 +569,10 @@ def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
     result = page.evaluate(_SEARCH_RESULTS_JS)
     m = re.match(r"(\d+)", result["meta"])
     wanted = int(m[1]) if m else 0
-    # Material shows the first results and adds more as the list is scrolled.
-    for _ in range(50):
-        if result["items"] >= wanted:
-            break
+    # Material shows the first results and adds more as the list is scrolled. On a busy
+    # machine that takes a while: keep scrolling until all are there or timeout_s has passed.
+    deadline = time.monotonic() + timeout_s
+    while result["items"] < wanted and time.monotonic() < deadline:
         page.locator(".md-search__scrollwrap").evaluate("el => { el.scrollTop = el.scrollHeight }")
         page.wait_for_timeout(50)
         result = page.evaluate(_SEARCH_RESULTS_JS)

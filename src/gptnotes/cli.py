@@ -4,7 +4,8 @@ Examples (in a shell)::
 
     gptnotes train input.txt --out ckpt.pt --steps 2000
     gptnotes train input.txt --out ckpt.pt --steps 1000 --resume     # 1000 more steps
-    gptnotes train input.txt --attention fused --compile             # the fast path
+    gptnotes train input.txt --attention fused                       # the fast path
+    gptnotes train input.txt --attention fused --compile             # ... with torch.compile
     torchrun --nproc_per_node=2 -m gptnotes train input.txt          # data-parallel, 2 processes
     gptnotes generate ckpt.pt --tokens 300 --temperature 0.8 --prompt "ROMEO:"
     gptnotes params --block-size 8 --n-embd 64 --n-head 4 --n-layer 4
