@@ -576,14 +576,11 @@ class CausalSelfAttention(nn.Module):
                 ``T > block_size``.
         """
         _check_input(x, self.n_embd, self.block_size)
-        if x.dtype != self.c_attn.weight.dtype:
-            raise TypeError(f"x must have the dtype of the weights ({self.c_attn.weight.dtype}), got {x.dtype}")
         B, T, C = x.shape
         nh, hs = self.num_heads, self.head_size
-        # The fast path keeps the number of operations small: F.linear calls the weights of
-        # c_attn and proj directly (one matrix product each, the bias added inside it), and
-        # one view + permute splits Q, K, V and the heads at once.
-        qkv = F.linear(x, self.c_attn.weight)  # (B, T, 3 * nh * hs): queries, keys, values
+        qkv = self.c_attn(x)  # (B, T, 3 * nh * hs): queries, keys, values of all heads
+        # one view + permute splits Q, K, V and the heads at once (fewer operations than a
+        # split and a view and transpose for each of the three)
         q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
         if return_weights:
             y, wei = causal_attention(q, k, v, return_weights=True)  # (B, nh, T, hs), (B, nh, T, T)
@@ -591,7 +588,7 @@ class CausalSelfAttention(nn.Module):
             p = self.dropout_p if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh * hs), heads side by side
-        out = F.linear(y, self.proj.weight, self.proj.bias)  # (B, T, C)
+        out = self.proj(y)  # (B, T, C)
         if self.dropout_p > 0:
             out = self.dropout(out)
         return (out, wei) if return_weights else out
