@@ -572,11 +572,11 @@ def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
     m = re.match(r"(\d+)", result["meta"])
     wanted = int(m[1]) if m else 0
     # Material shows the first results and adds more each time the list is scrolled down to
-    # its end: leave the end, then reach it again.
+    # its end: leave the end, then reach it again. On a busy machine that takes a while: keep
+    # going until all are there or timeout_s has passed.
     wrap = page.locator(".md-search__scrollwrap")
-    for _ in range(50):
-        if result["items"] >= wanted:
-            break
+    deadline = time.monotonic() + timeout_s
+    while result["items"] < wanted and time.monotonic() < deadline:
         wrap.evaluate("el => { el.scrollTop = 0 }")
         wrap.evaluate("el => { el.scrollTop = el.scrollHeight }")
         page.wait_for_timeout(50)

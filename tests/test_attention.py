@@ -397,3 +397,5 @@ def test_multi_head_errors():
         CausalSelfAttention(16, 2, 8, 8).load_from_multi_head(mha)
     with pytest.raises(ValueError, match="block_size"):
         CausalSelfAttention(16, 4, 4, 8)(torch.randn(1, 9, 16))
+    with pytest.raises(TypeError, match="dtype of the weight"):
+        CausalSelfAttention(16, 4, 4, 8)(torch.randn(1, 3, 16, dtype=torch.float64))

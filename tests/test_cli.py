@@ -163,3 +163,18 @@ def test_python_dash_m_runs_the_same_command():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("total: 58,817 parameters (0.058817 M parameters)")
+
+
+def test_compile_without_a_compiler_trains_as_usual(capsys, text_file, tmp_path):
+    import torch._inductor.config as inductor_config
+
+    plain, comp = tmp_path / "plain.pt", tmp_path / "compiled.pt"
+    assert _run(capsys, "train", str(text_file), "--out", str(plain), "--steps", "3", *TINY, *FAST)[0] == 0
+    with inductor_config.patch({"cpp.cxx": (None, "/nonexistent/bin/g++")}):  # a machine without one
+        code, out, err = _run(capsys, "train", str(text_file), "--out", str(comp), "--steps", "3", "--compile", *TINY, *FAST)
+    assert code == 0, err
+    assert "--compile: no working C++ compiler for torch.compile" in err and "Traceback" not in err
+    a, b = load_checkpoint(plain), load_checkpoint(comp)
+    assert a.state.history.losses == b.state.history.losses
+    for (n, p), q in zip(a.model.named_parameters(), b.model.parameters()):
+        assert torch.equal(p, q), n

@@ -472,3 +472,20 @@ def test_bad_sizes_are_rejected(kw, exc, match):
 def test_from_config_requires_a_config():
     with pytest.raises(TypeError, match="config"):
         GPTLanguageModel.from_config({"vocab_size": 65})
+
+
+def test_fused_attention_calls_its_layers_so_that_they_can_be_replaced():
+    # The fast path must run c_attn and proj as modules (not their weights directly): BitNet
+    # swaps them for BitLinear layers, whose forward quantises the weights.
+    from gptnotes.bitnet import replace_linear_with_bitlinear
+
+    model = _gpt().to_fused()
+    idx = torch.randint(11, (2, 8), generator=torch.Generator().manual_seed(0))
+    before = model(idx)[0]
+    replaced = replace_linear_with_bitlinear(model.blocks)
+    assert {"0.sa.c_attn", "0.sa.proj", "1.sa.c_attn", "1.sa.proj"} <= set(replaced)
+    calls = []
+    hook = model.blocks[0].sa.c_attn.register_forward_hook(lambda *args: calls.append(1))
+    after = model(idx)[0]
+    hook.remove()
+    assert calls == [1] and not torch.allclose(before, after, atol=1e-3)

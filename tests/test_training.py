@@ -14,10 +14,12 @@ from gptnotes import (
     CharTokenizer,
     GPTLanguageModel,
     TrainState,
+    compiled,
     estimate_loss,
     eval_mode,
     get_batch,
     load_checkpoint,
+    make_optimizer,
     save_checkpoint,
     train,
 )
@@ -126,8 +128,8 @@ def _params(model):
 
 def test_train_same_seed_is_bit_identical_and_leaves_global_rng_alone():
     _, tr, va = _data()
-    rng_before = torch.get_rng_state()
     a, b = _gpt(dropout=0.1), _gpt(dropout=0.1)
+    rng_before = torch.get_rng_state()  # after _gpt, which seeds the global generator itself
     sa = train(a, tr, va, steps=12, seed=3, **KW)
     sb = train(b, tr, va, steps=12, seed=3, **KW)
     assert sa.history.losses == sb.history.losses  # exact float equality
@@ -296,3 +298,127 @@ def test_train_state_defaults():
     opt = torch.optim.AdamW(BigramLanguageModel(3).parameters())
     s = TrainState(optimizer=opt)
     assert s.step == 0 and s.seed == 0 and s.history.losses == []
+
+
+# --- the fast path: fused AdamW and compiled blocks ------------------------------------------
+
+
+def _step_with(model, optimizer, x, y):
+    _, loss = model(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def test_make_optimizer_is_fused_adamw_with_the_default_update():
+    _, tr, _ = _data()
+    a, b = _gpt(), _gpt()
+    fused = make_optimizer(a, lr=3e-3)
+    plain = torch.optim.AdamW(b.parameters(), lr=3e-3)  # the lecture's: a loop over parameters
+    assert fused.defaults["fused"] is True and not plain.defaults["fused"]
+    assert {k: v for k, v in fused.defaults.items() if k not in ("fused", "foreach")} == {
+        k: v for k, v in plain.defaults.items() if k not in ("fused", "foreach")
+    }
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        x, y = get_batch(tr, 8, 4, generator=g)
+        assert _step_with(a, fused, x, y) == pytest.approx(_step_with(b, plain, x, y), abs=1e-5)
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+    assert not torch.equal(a.lm_head.weight, _gpt().lm_head.weight)  # the steps changed it
+
+
+def test_make_optimizer_errors():
+    with pytest.raises(TypeError, match="model"):
+        make_optimizer("model")
+    with pytest.raises(ValueError, match="lr"):
+        make_optimizer(_gpt(), lr=0.0)
+
+
+def _no_cxx():
+    """Simulate a machine without a C++ compiler: Inductor looks for one that is not there."""
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch({"cpp.cxx": (None, "/nonexistent/bin/g++")})
+
+
+def test_compiled_falls_back_to_eager_without_a_compiler():
+    _, tr, va = _data()
+    model, reference = _gpt(dropout=0.1), _gpt(dropout=0.1)
+    runner = model._run_block
+    with _no_cxx(), pytest.warns(RuntimeWarning, match="C\\+\\+ compiler") as record:
+        with compiled(model) as status:
+            state = train(model, tr, va, steps=6, seed=1, **KW)
+    assert len(record) == 1
+    assert status.active is False and "C++ compiler" in status.reason
+    assert model._run_block is runner  # nothing left behind
+    ref_state = train(reference, tr, va, steps=6, seed=1, **KW)
+    assert state.history.losses == ref_state.history.losses  # eager both times: bit-identical
+    pm, pr = _params(model), _params(reference)
+    assert all(torch.equal(pm[n], pr[n]) for n in pm)
+
+
+def test_compiled_falls_back_when_the_first_compilation_fails(monkeypatch):
+    _, tr, _ = _data()
+    calls = []
+
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            calls.append(1)
+            raise RuntimeError("InductorError: the C++ compiler crashed\nmore details")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model, reference = _gpt(), _gpt()
+    with pytest.warns(RuntimeWarning, match="torch.compile failed") as record:
+        with compiled(model) as status:
+            state = train(model, tr, steps=4, seed=2, **KW)
+    assert len(record) == 1 and len(calls) == 1  # tried once, then eager for good
+    assert status.active is False and "InductorError" in status.reason
+    assert state.history.losses == train(reference, tr, steps=4, seed=2, **KW).history.losses
+
+
+def test_compiled_blocks_give_the_eager_losses_and_gradients(monkeypatch):
+    # The wiring of compiled(): Dynamo captures the blocks as one graph and AOTAutograd makes
+    # its backward. The "aot_eager" backend runs that graph with PyTorch's own kernels instead
+    # of generated C++ (which takes minutes to compile on a small CPU), so this test is quick.
+    from torch._dynamo.utils import counters
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend="aot_eager", **kw))
+    torch._dynamo.reset()
+    counters.clear()
+    tok, tr, _ = _data()
+    model = GPTLanguageModel(tok.vocab_size, block_size=8, n_embd=16, n_head=2, n_layer=2).to_fused()
+    reference = GPTLanguageModel(tok.vocab_size, block_size=8, n_embd=16, n_head=2, n_layer=2).to_fused()
+    reference.load_state_dict(model.state_dict())
+    x, y = get_batch(tr, 8, 4, generator=torch.Generator().manual_seed(0))
+    with compiled(model) as status:
+        logits, loss = model(x, y)
+        loss.backward()
+        assert status.active
+        with torch.no_grad():  # evaluation stays eager: nothing more to compile
+            model(x, y)
+    assert counters["stats"]["unique_graphs"] == 1  # one graph serves both blocks
+    ref_logits, ref_loss = reference(x, y)
+    ref_loss.backward()
+    assert torch.allclose(logits, ref_logits, atol=1e-5) and torch.allclose(loss, ref_loss, atol=1e-6)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+    torch._dynamo.reset()
+
+
+def test_compiled_needs_a_gpt_model():
+    with pytest.raises(TypeError, match="model"):
+        with compiled(BigramLanguageModel(5)):
+            pass
+
+
+def test_train_needs_a_batch_that_the_processes_can_share(monkeypatch):
+    import gptnotes.training as training
+
+    _, tr, _ = _data()
+    monkeypatch.setattr(training, "rank_and_world_size", lambda: (1, 3))
+    with pytest.raises(ValueError, match="batch_size=4 must be divisible by the number of processes \\(3\\)"):
+        train(_gpt(), tr, steps=1, **KW)

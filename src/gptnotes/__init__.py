@@ -45,6 +45,7 @@ from gptnotes.bitnet import (
     weight_quant,
 )
 from gptnotes.data import CharTokenizer, get_batch, load_corpus, load_text, train_val_split
+from gptnotes.distributed import DistributedContext, batch_rows, distributed_from_env, rank_and_world_size
 from gptnotes.embedding import (
     TOY_FEATURES,
     TOY_NEXT_WORD_TEXT,
@@ -72,11 +73,14 @@ from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
 from gptnotes.training import (
     Checkpoint,
+    CompileStatus,
     TrainHistory,
     TrainState,
+    compiled,
     estimate_loss,
     eval_mode,
     load_checkpoint,
+    make_optimizer,
     save_checkpoint,
     train,
 )
@@ -92,7 +96,9 @@ __all__ = [
     "CausalSelfAttention",
     "CharTokenizer",
     "Checkpoint",
+    "CompileStatus",
     "CountBigramModel",
+    "DistributedContext",
     "Embedding",
     "EmbeddingTrainingResult",
     "FeedForward",
@@ -113,11 +119,14 @@ __all__ = [
     "average_past_loop",
     "average_past_matmul",
     "average_past_softmax",
+    "batch_rows",
     "bigram_counts",
     "causal_attention",
     "causal_mask",
+    "compiled",
     "cosine_similarity",
     "count_parameters",
+    "distributed_from_env",
     "dot_similarity",
     "embed_by_matmul",
     "entropy_bits",
@@ -132,6 +141,7 @@ __all__ = [
     "load_checkpoint",
     "load_corpus",
     "load_text",
+    "make_optimizer",
     "nearest",
     "nll_from_counts",
     "one_hot",
@@ -139,6 +149,7 @@ __all__ = [
     "pack_ternary_2bit",
     "parameter_counts_by_module",
     "parameter_table",
+    "rank_and_world_size",
     "replace_linear_with_bitlinear",
     "sample_next_token",
     "save_checkpoint",

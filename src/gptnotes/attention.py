@@ -335,6 +335,9 @@ class Head(nn.Module):
             return_weights: Also return the ``(B, T, T)`` attention weights that multiplied
                 the values (after dropout, so in ``eval()`` mode exactly the softmax).
 
+        Shape:
+            - x: ``(B, T, C)``; output: ``(B, T, hs)``; weights: ``(B, T, T)``.
+
         Returns:
             ``out`` ``(B, T, hs)``, or ``(out, weights)``.
 
@@ -426,8 +429,16 @@ class MultiHeadAttention(nn.Module):
             x: ``(B, T, C)`` with ``T <= block_size``.
             return_weights: Also return the weights of every head, ``(B, nh, T, T)``.
 
+        Shape:
+            - x: ``(B, T, C)``; output: ``(B, T, C)``; weights: ``(B, nh, T, T)``.
+
         Returns:
             ``out`` ``(B, T, C)``, or ``(out, weights)``.
+
+        Raises:
+            TypeError: If ``x`` is not a floating-point tensor.
+            ValueError: If ``x`` is not 3-D, its last dimension is not ``n_embd``, or
+                ``T > block_size``.
         """
         _check_input(x, self.n_embd, self.block_size)
         results = [h(x, return_weights=True) for h in self.heads]  # nh x ((B, T, hs), (B, T, T))
@@ -551,21 +562,33 @@ class CausalSelfAttention(nn.Module):
             return_weights: Also return the ``(B, nh, T, T)`` weights; these are computed with
                 :func:`causal_attention` (the fused kernel does not expose them), without dropout.
 
+        Shape:
+            - x: ``(B, T, C)``; output: ``(B, T, C)``; weights: ``(B, nh, T, T)``.
+            - Inside: ``c_attn(x)`` is ``(B, T, 3 * nh * hs)``, split into q, k, v and
+              reshaped to ``(B, nh, T, hs)`` each.
+
         Returns:
             ``out`` ``(B, T, C)``, or ``(out, weights)``.
+
+        Raises:
+            TypeError: If ``x`` is not a floating-point tensor of the weights' dtype.
+            ValueError: If ``x`` is not 3-D, its last dimension is not ``n_embd``, or
+                ``T > block_size``.
         """
         _check_input(x, self.n_embd, self.block_size)
         B, T, C = x.shape
         nh, hs = self.num_heads, self.head_size
-        q, k, v = self.c_attn(x).split(nh * hs, dim=2)  # 3 x (B, T, nh * hs)
-        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        qkv = self.c_attn(x)  # (B, T, 3 * nh * hs): queries, keys, values of all heads
+        # one view + permute splits Q, K, V and the heads at once (fewer operations than a
+        # split and a view and transpose for each of the three)
+        q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
         if return_weights:
             y, wei = causal_attention(q, k, v, return_weights=True)  # (B, nh, T, hs), (B, nh, T, T)
         else:
             p = self.dropout_p if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, T, nh * hs), heads side by side
-        out = self.dropout(self.proj(y))  # (B, T, C)
+        out = self.proj(y)  # (B, T, C)
+        if self.dropout_p > 0:
+            out = self.dropout(out)
         return (out, wei) if return_weights else out

@@ -4,27 +4,37 @@ Examples (in a shell)::
 
     gptnotes train input.txt --out ckpt.pt --steps 2000
     gptnotes train input.txt --out ckpt.pt --steps 1000 --resume     # 1000 more steps
+    gptnotes train input.txt --attention fused                       # the fast path
+    gptnotes train input.txt --attention fused --compile             # ... with torch.compile
+    torchrun --nproc_per_node=2 -m gptnotes train input.txt          # data-parallel, 2 processes
     gptnotes generate ckpt.pt --tokens 300 --temperature 0.8 --prompt "ROMEO:"
     gptnotes params --block-size 8 --n-embd 64 --n-head 4 --n-layer 4
 
 ``python -m gptnotes`` is the same command. Errors in what the user gave (a missing, empty or
 non-UTF-8 file, a damaged checkpoint, a character the model does not know) end with a one-line
 message on stderr and exit status 2, never a traceback.
+
+``gptnotes train`` runs unchanged under ``torchrun``: every process trains its slice of each
+batch (``--batch-size`` is the batch of all processes together) with DistributedDataParallel,
+and only rank 0 prints and writes the checkpoint (see :mod:`gptnotes.distributed`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from gptnotes.data import CharTokenizer, load_text, train_val_split
+from gptnotes.distributed import DistributedContext, distributed_from_env
 from gptnotes.gpt import ATTENTION_KINDS, GPTConfig, GPTLanguageModel
 from gptnotes.inspect import count_parameters, format_millions, format_parameter_table
-from gptnotes.training import TrainState, load_checkpoint, save_checkpoint, train
+from gptnotes.training import TrainState, compiled, load_checkpoint, save_checkpoint, train
 
 __all__ = ["main"]
 
@@ -63,12 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=500, help="optimizer steps to run now (default: %(default)s)")
     t.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint at --out (its sizes, optimizer, step and seed) for --steps more steps")
-    t.add_argument("--batch-size", type=int, default=None, help="sequences per batch (default: 16)")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="sequences per batch, all processes together under torchrun (default: 16)")
     t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate of a new run (default: %(default)s)")
     t.add_argument("--eval-interval", type=int, default=100, help="estimate train/val loss every N steps (default: %(default)s)")
     t.add_argument("--eval-iters", type=int, default=20, help="batches per loss estimate (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed of a new run (default: %(default)s)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--compile", action="store_true",
+                   help="run the blocks through torch.compile (needs a C++ compiler on a CPU; "
+                        "without one, trains as usual after a warning)")
     _add_size_options(t, SIZE_DEFAULTS, keep_none=True)
 
     g = sub.add_parser("generate", help="sample text from a checkpoint")
@@ -90,6 +104,11 @@ def _given_sizes(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    with distributed_from_env() as ctx:  # a single process unless started by torchrun
+        _train(args, ctx)
+
+
+def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
     text = load_text(args.file)
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -115,6 +134,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         model = GPTLanguageModel.from_config(config)
         state = None
         batch_size = 16 if batch_size is None else batch_size
+    if batch_size > 0 and batch_size % ctx.world_size:
+        raise UserError(f"--batch-size {batch_size} must be divisible by the number of processes ({ctx.world_size})")
+    _to_device(model, state, ctx.device)
     cfg = model.config
     data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     if len(data) < 20:
@@ -126,17 +148,58 @@ def _cmd_train(args: argparse.Namespace) -> None:
             f"must hold at least block_size + 1 = {cfg.block_size + 1}; use a longer text or a smaller --block-size"
         )
     first_new_eval = 0 if state is None else state.step + 1  # report only what this run measures
-    print(f"{format_millions(count_parameters(model))} M parameters, vocabulary of {tokenizer.vocab_size} characters, "
-          f"{len(train_data)} training and {len(val_data)} validation tokens", file=sys.stderr)
-    state = train(
-        model, train_data, val_data,
-        steps=args.steps, batch_size=batch_size, block_size=cfg.block_size, lr=args.lr,
-        eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
-        progress=not args.no_progress, state=state,
-    )
+    say = _printer(ctx)
+    processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
+    say(f"{format_millions(count_parameters(model))} M parameters, vocabulary of {tokenizer.vocab_size} characters, "
+        f"{len(train_data)} training and {len(val_data)} validation tokens{processes}")
+    with _maybe_compiled(model, args.compile, say):
+        state = train(
+            model, train_data, val_data,
+            steps=args.steps, batch_size=batch_size, block_size=cfg.block_size, lr=args.lr,
+            eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
+            progress=not args.no_progress and ctx.is_main, state=state,
+        )
+    if not ctx.is_main:  # the other processes hold the same model; rank 0 reports and saves it
+        return
     _report(state, first_new_eval)
     save_checkpoint(out, model, state, tokenizer=tokenizer, extra={"batch_size": batch_size})
-    print(f"saved {str(out)!r} after step {state.step}", file=sys.stderr)
+    say(f"saved {str(out)!r} after step {state.step}")
+
+
+def _printer(ctx: DistributedContext):
+    def say(message: str) -> None:
+        if ctx.is_main:
+            print(message, file=sys.stderr)
+    return say
+
+
+def _to_device(model: GPTLanguageModel, state: TrainState | None, device: torch.device) -> None:
+    """Move the model (and a resumed optimizer's moments) to ``device``, e.g. this rank's GPU."""
+    if next(model.parameters()).device == device:
+        return
+    model.to(device)
+    if state is not None:  # loading the state again puts it next to its parameters
+        state.optimizer.load_state_dict(state.optimizer.state_dict())
+
+
+@contextlib.contextmanager
+def _maybe_compiled(model: GPTLanguageModel, wanted: bool, say):
+    if not wanted:
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        with compiled(model) as status:
+            if status.active:
+                say("--compile: the first step compiles the blocks (this takes a while)")
+            try:
+                yield
+            finally:
+                for w in caught:
+                    if "torch.compile" in str(w.message):
+                        say(f"--compile: {w.message}")
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _report(state: TrainState, since: int) -> None:

@@ -143,6 +143,11 @@ class Block(nn.Module):
         return x
 
 
+def _call_block(block: Block, x: torch.Tensor) -> torch.Tensor:
+    """Run one block: the function :func:`gptnotes.compiled` swaps for a ``torch.compile``-d one."""
+    return block(x)  # (B, T, C)
+
+
 def _check_divisible(n_embd: int, n_head: int) -> None:
     if n_embd % n_head != 0:
         raise ValueError(
@@ -268,6 +273,9 @@ class GPTLanguageModel(nn.Module):
         )
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = Linear(cfg.n_embd, cfg.vocab_size)
+        # How forward runs each block: a plain call, or (inside ``gptnotes.compiled(model)``)
+        # one torch.compile-d function shared by all the blocks, which have the same code.
+        self._run_block = _call_block
 
     @classmethod
     def from_config(cls, config: GPTConfig) -> GPTLanguageModel:
@@ -307,9 +315,17 @@ class GPTLanguageModel(nn.Module):
         Args:
             idx: ``(B, T)`` token ids, ``T <= block_size``.
 
+        Shape:
+            - idx: ``(B, T)``; output: ``(B, T, C)``.
+
         Returns:
             ``(B, T, C)``: ``token_embedding_table(idx) + position_embedding_table(arange(T))``,
             the ``(T, C)`` position part broadcast over the batch.
+
+        Raises:
+            TypeError: If ``idx`` is not an integer tensor.
+            ValueError: If ``idx`` is not 2-D, empty, longer than ``block_size`` or holds ids
+                outside the vocabulary.
 
         Examples:
             >>> import torch
@@ -321,6 +337,9 @@ class GPTLanguageModel(nn.Module):
             False
         """
         self._check_idx(idx)
+        return self._embed(idx)
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.shape[1]
         tok_emb = self.token_embedding_table(idx)  # (B, T, C)
         pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
@@ -335,6 +354,10 @@ class GPTLanguageModel(nn.Module):
             idx: ``(B, T)`` token ids, ``1 <= T <= block_size``.
             targets: Optional ``(B, T)`` ids of the next tokens.
 
+        Shape:
+            - idx, targets: ``(B, T)``.
+            - logits: ``(B, T, V)``; loss: a scalar.
+
         Returns:
             ``(logits, loss)``: logits ``(B, T, V)``; loss the mean cross-entropy over the
             ``B * T`` positions, or ``None``.
@@ -343,14 +366,32 @@ class GPTLanguageModel(nn.Module):
             TypeError: If ``idx`` or ``targets`` is not an integer tensor.
             ValueError: If ``idx`` is not 2-D, longer than ``block_size``, empty, or holds ids
                 outside the vocabulary; if ``targets`` has another shape or bad ids.
+
+        Examples:
+            >>> import torch
+            >>> from gptnotes import GPTLanguageModel
+            >>> _ = torch.manual_seed(0)
+            >>> model = GPTLanguageModel(vocab_size=5, block_size=4, n_embd=8, n_head=2, n_layer=1)
+            >>> logits, loss = model(torch.tensor([[0, 1, 2]]), targets=torch.tensor([[1, 2, 3]]))
+            >>> tuple(logits.shape), tuple(loss.shape)
+            ((1, 3, 5), ())
         """
-        x = self.embed(idx)  # (B, T, C)
-        x = self.blocks(x)  # (B, T, C)
+        self._check_idx(idx)
+        if targets is not None:
+            check_targets(targets, idx, self.config.vocab_size)
+        return self._forward(idx, targets)
+
+    def _forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` after its input checks: tensor operations only."""
+        x = self._embed(idx)  # (B, T, C)
+        for block in self.blocks:
+            x = self._run_block(block, x)  # (B, T, C)
         x = self.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
         if targets is None:
             return logits, None
-        check_targets(targets, idx, self.config.vocab_size)
         B, T, V = logits.shape
         loss = F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T))
         return logits, loss
