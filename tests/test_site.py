@@ -78,3 +78,28 @@ def test_pages_with_examples_show_the_versions_they_ran_with(built_site: Path):
     stamp = f"gptnotes {gptnotes.__version__}, torch {torch.__version__} and Python {platform.python_version()}"
     page = (built_site / "concepts" / "softmax" / "index.html").read_text(encoding="utf-8")
     assert "data-gn-stamp" in page and stamp in page
+
+
+_SPHINX_ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|math|obj|exc):(?:<code>|`)")
+
+
+def test_api_pages_have_no_sphinx_markup(built_site: Path):
+    """mkdocstrings renders Markdown, not reStructuredText: a `:func:` role or a `.. math::`
+    directive in a docstring would reach the reader as literal text instead of a link or a
+    formula."""
+    pages = _pages(built_site / "api")
+    assert len(pages) >= 10, [p.name for p in pages]
+    for page in pages:
+        # The rendered docstrings, not the source listings under them.
+        text = re.sub(r"<pre\b.*?</pre>", "", page.read_text(encoding="utf-8"), flags=re.S)
+        where = page.relative_to(built_site)
+        m = _SPHINX_ROLE.search(text)
+        assert not m, f"{where}: Sphinx role {text[m.start():m.start() + 60]!r}"
+        assert ".. math::" not in text, f"{where}: a '.. math::' directive was not converted"
+        assert "$$" not in text, f"{where}: display maths left as raw '$$'"
+
+
+def test_sphinx_markup_check_catches_a_role():
+    # The pattern above, on what mkdocstrings makes of an unconverted role.
+    assert _SPHINX_ROLE.search("<p>see :func:<code>gptnotes.train</code></p>")
+    assert not _SPHINX_ROLE.search('<p>see <a href="#x"><code>train</code></a></p>')

@@ -4,20 +4,22 @@ The path of the lecture, in code:
 
 1. **The trick.** Every position ``t`` of a sequence gets the average of the positions
    ``0..t`` (itself included, nothing from the future), computed three equal ways:
-   :func:`average_past_loop`, :func:`average_past_matmul` (a lower-triangular matrix product)
-   and :func:`average_past_softmax` (a softmax over scores masked with ``-inf``).
-2. **One head.** :class:`Head` replaces the uniform average by weights computed from the data:
+   [`average_past_loop`][gptnotes.attention.average_past_loop], [`average_past_matmul`][gptnotes.attention.average_past_matmul] (a lower-triangular matrix product)
+   and [`average_past_softmax`][gptnotes.attention.average_past_softmax] (a softmax over scores masked with ``-inf``).
 
-   .. math::
+2. **One head.** [`Head`][gptnotes.attention.Head] replaces the uniform average by weights computed from the data:
 
-       \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(
-           \operatorname{mask}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right)\right) V,
-       \qquad d_k = \text{head\_size}
+    $$
+    \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(
+        \operatorname{mask}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right)\right) V,
+    \qquad d_k = \text{head\_size}
+    $$
 
-   :func:`causal_attention` is the same maths as a function, equal to
-   ``F.scaled_dot_product_attention(q, k, v, is_causal=True)``.
-3. **Several heads.** :class:`MultiHeadAttention` runs ``num_heads`` heads side by side,
-   concatenates their outputs and mixes them with a projection; :class:`CausalSelfAttention`
+    [`causal_attention`][gptnotes.attention.causal_attention] is the same maths as a function, equal to
+    ``F.scaled_dot_product_attention(q, k, v, is_causal=True)``.
+
+3. **Several heads.** [`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention] runs ``num_heads`` heads side by side,
+   concatenates their outputs and mixes them with a projection; [`CausalSelfAttention`][gptnotes.attention.CausalSelfAttention]
    computes exactly the same with one matrix for the queries, keys and values of all heads
    and PyTorch's fused kernel.
 
@@ -100,7 +102,7 @@ def average_past_loop(x: torch.Tensor) -> torch.Tensor:
 
     ``out[b, t] = mean(x[b, 0], ..., x[b, t])``: the simplest way for a token to gather
     information from its past. Slow (one small mean per position) but obviously right; the
-    reference for :func:`average_past_matmul` and :func:`average_past_softmax`.
+    reference for [`average_past_matmul`][gptnotes.attention.average_past_matmul] and [`average_past_softmax`][gptnotes.attention.average_past_softmax].
 
     Args:
         x: Floating-point tensor ``(B, T, C)``.
@@ -210,7 +212,7 @@ def causal_attention(
     r"""Causal scaled dot-product attention, from scratch.
 
     ``softmax(mask(q @ k^T / sqrt(head_size))) @ v`` with the causal mask of
-    :func:`causal_mask`: equal to ``F.scaled_dot_product_attention(q, k, v, is_causal=True)``
+    [`causal_mask`][gptnotes.attention.causal_mask]: equal to ``F.scaled_dot_product_attention(q, k, v, is_causal=True)``
     (the test suite proves it), but every step is visible and the weights can be returned.
 
     Args:
@@ -289,7 +291,7 @@ class Head(nn.Module):
         - Output: ``(B, T, hs)``; weights (with ``return_weights=True``): ``(B, T, T)``.
 
     Attributes:
-        key, query, value: :class:`gptnotes.Linear` ``(C -> hs)`` without bias, weights ``(hs, C)``.
+        key, query, value: [`Linear`][gptnotes.linear.Linear] ``(C -> hs)`` without bias, weights ``(hs, C)``.
         tril: ``(block_size, block_size)`` boolean causal mask (a buffer, not a parameter,
             and not saved in the ``state_dict``).
         head_size: hs.
@@ -365,14 +367,14 @@ class Head(nn.Module):
 class MultiHeadAttention(nn.Module):
     """Several attention heads side by side, concatenated and projected back to ``n_embd``.
 
-    Each of the ``num_heads`` :class:`Head` modules reads the whole ``(B, T, C)`` input (a head
+    Each of the ``num_heads`` [`Head`][gptnotes.attention.Head] modules reads the whole ``(B, T, C)`` input (a head
     does not get a slice of it) and has its own queries, keys and values, so each can learn a
     different pattern of what to look at. Their ``(B, T, hs)`` outputs are concatenated into
     ``(B, T, num_heads * hs)`` and a linear projection with bias maps them back to ``C``,
     mixing what the heads found; then dropout.
 
     This is the teaching path, one module per head, as in the notes' parameter listing
-    (``sa.heads.0.key.weight`` ...). :class:`CausalSelfAttention` computes the same faster.
+    (``sa.heads.0.key.weight`` ...). [`CausalSelfAttention`][gptnotes.attention.CausalSelfAttention] computes the same faster.
 
     Args:
         n_embd: C, the size of the input and output vectors.
@@ -386,8 +388,8 @@ class MultiHeadAttention(nn.Module):
           ``(B, nh, T, T)``.
 
     Attributes:
-        heads: :class:`torch.nn.ModuleList` of ``num_heads`` :class:`Head`.
-        proj: :class:`gptnotes.Linear` ``(nh * hs -> C)`` with bias.
+        heads: `torch.nn.ModuleList` of ``num_heads`` [`Head`][gptnotes.attention.Head].
+        proj: [`Linear`][gptnotes.linear.Linear] ``(nh * hs -> C)`` with bias.
 
     Raises:
         TypeError: If a size is not an integer or ``dropout`` not a number.
@@ -452,12 +454,12 @@ class MultiHeadAttention(nn.Module):
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one matrix for all heads: the fast path.
 
-    Mathematically the same as :class:`MultiHeadAttention`: the queries, keys and values of
+    Mathematically the same as [`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention]: the queries, keys and values of
     all heads are the rows of one ``c_attn`` weight of shape ``(3 * nh * hs, C)`` (queries of
     head 0, 1, ..., then keys, then values), computed by one matrix product and reshaped to
-    ``(B, nh, T, hs)``; the attention itself is :func:`torch.nn.functional.scaled_dot_product_attention`
-    with ``is_causal=True``, which scales by ``hs ** -0.5`` like :class:`Head`.
-    :meth:`from_multi_head` copies the weights of a :class:`MultiHeadAttention`; the two then
+    ``(B, nh, T, hs)``; the attention itself is `torch.nn.functional.scaled_dot_product_attention`
+    with ``is_causal=True``, which scales by ``hs ** -0.5`` like [`Head`][gptnotes.attention.Head].
+    [`from_multi_head`][gptnotes.attention.CausalSelfAttention.from_multi_head] copies the weights of a [`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention]; the two then
     give the same outputs and the same gradients (proved in the tests).
 
     With dropout the two paths draw different random masks (PyTorch's kernel applies its own),
@@ -474,8 +476,8 @@ class CausalSelfAttention(nn.Module):
         - x: ``(B, T, C)``; output: ``(B, T, C)``.
 
     Attributes:
-        c_attn: :class:`gptnotes.Linear` ``(C -> 3 * nh * hs)`` without bias.
-        proj: :class:`gptnotes.Linear` ``(nh * hs -> C)`` with bias.
+        c_attn: [`Linear`][gptnotes.linear.Linear] ``(C -> 3 * nh * hs)`` without bias.
+        proj: [`Linear`][gptnotes.linear.Linear] ``(nh * hs -> C)`` with bias.
 
     Raises:
         TypeError: If a size is not an integer or ``dropout`` not a number.
@@ -516,10 +518,10 @@ class CausalSelfAttention(nn.Module):
             mha: The per-head layer to copy.
 
         Returns:
-            A new :class:`CausalSelfAttention` with the same sizes, dropout, device and dtype.
+            A new [`CausalSelfAttention`][gptnotes.attention.CausalSelfAttention] with the same sizes, dropout, device and dtype.
 
         Raises:
-            TypeError: If ``mha`` is not a :class:`MultiHeadAttention`.
+            TypeError: If ``mha`` is not a [`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention].
         """
         if not isinstance(mha, MultiHeadAttention):
             raise TypeError(f"mha must be a MultiHeadAttention, got {type(mha).__name__}")
@@ -536,7 +538,7 @@ class CausalSelfAttention(nn.Module):
         values; ``proj`` is copied as is.
 
         Raises:
-            TypeError: If ``mha`` is not a :class:`MultiHeadAttention`.
+            TypeError: If ``mha`` is not a [`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention].
             ValueError: If the sizes differ.
         """
         if not isinstance(mha, MultiHeadAttention):
@@ -560,7 +562,7 @@ class CausalSelfAttention(nn.Module):
         Args:
             x: ``(B, T, C)`` with ``T <= block_size``.
             return_weights: Also return the ``(B, nh, T, T)`` weights; these are computed with
-                :func:`causal_attention` (the fused kernel does not expose them), without dropout.
+                [`causal_attention`][gptnotes.attention.causal_attention] (the fused kernel does not expose them), without dropout.
 
         Shape:
             - x: ``(B, T, C)``; output: ``(B, T, C)``; weights: ``(B, nh, T, T)``.

@@ -16,7 +16,7 @@ message on stderr and exit status 2, never a traceback.
 
 ``gptnotes train`` runs unchanged under ``torchrun``: every process trains its slice of each
 batch (``--batch-size`` is the batch of all processes together) with DistributedDataParallel,
-and only rank 0 prints and writes the checkpoint (see :mod:`gptnotes.distributed`).
+and only rank 0 prints and writes the checkpoint (see [`gptnotes.distributed`][gptnotes.distributed]).
 """
 
 from __future__ import annotations

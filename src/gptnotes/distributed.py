@@ -2,14 +2,14 @@
 
 ``torchrun --nproc_per_node=N`` starts ``N`` copies of a program and tells each one, in
 environment variables, who it is (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``) and where to meet
-the others (``MASTER_ADDR``, ``MASTER_PORT``). :func:`distributed_from_env` reads them and
+the others (``MASTER_ADDR``, ``MASTER_PORT``). [`distributed_from_env`][gptnotes.distributed.distributed_from_env] reads them and
 joins the process group (the ``gloo`` backend on CPUs, ``nccl`` when CUDA is present) for the
 duration of a ``with`` block; run without ``torchrun`` it does nothing and describes a single
 process, so the same program runs both ways.
 
-Once the group exists, :func:`gptnotes.train` trains data-parallel: every process holds the
-whole model, computes the loss of its own slice of every batch (:func:`batch_rows`), and
-:class:`torch.nn.parallel.DistributedDataParallel` averages the gradients of all processes
+Once the group exists, [`gptnotes.train`][gptnotes.training.train] trains data-parallel: every process holds the
+whole model, computes the loss of its own slice of every batch ([`batch_rows`][gptnotes.distributed.batch_rows]), and
+`torch.nn.parallel.DistributedDataParallel` averages the gradients of all processes
 before each optimizer step, so the models stay identical. The global batch of step ``s`` is
 drawn from ``(seed, s)`` and rank ``r`` takes rows ``r * B / N`` to ``(r + 1) * B / N``: the
 average of the slices' mean losses is the mean loss of the whole batch, so ``N`` processes
@@ -89,8 +89,8 @@ def distributed_from_env(backend: str | None = None) -> Iterator[DistributedCont
     Without ``WORLD_SIZE`` in the environment (a plain ``python`` or ``gptnotes`` run) nothing
     is initialised and the context of a single process is yielded. Under ``torchrun`` (or any
     launcher that sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``) it calls
-    :func:`torch.distributed.init_process_group` with ``init_method="env://"`` on entry and
-    :func:`torch.distributed.destroy_process_group` on exit. A process group that already
+    `torch.distributed.init_process_group` with ``init_method="env://"`` on entry and
+    `torch.distributed.destroy_process_group` on exit. A process group that already
     exists is used as it is, and left alone on exit.
 
     Args:
@@ -98,7 +98,7 @@ def distributed_from_env(backend: str | None = None) -> Iterator[DistributedCont
             picks ``"nccl"`` when CUDA is available and ``"gloo"`` otherwise.
 
     Yields:
-        A :class:`DistributedContext`; with NCCL the current CUDA device is set to
+        A [`DistributedContext`][gptnotes.distributed.DistributedContext]; with NCCL the current CUDA device is set to
         ``cuda:<local_rank>``.
 
     Raises:

@@ -1,7 +1,7 @@
 """The small GPT of the notes: embeddings, a stack of blocks, and a language-model head.
 
 ``idx (B, T)`` → token embedding + position embedding ``(B, T, C)`` → ``n_layer`` ×
-:class:`Block` (pre-norm: ``x + attention(ln1(x))``, then ``x + feed_forward(ln2(x))``) →
+[`Block`][gptnotes.gpt.Block] (pre-norm: ``x + attention(ln1(x))``, then ``x + feed_forward(ln2(x))``) →
 final layer norm → ``lm_head`` → logits ``(B, T, vocab_size)``.
 
 With ``vocab_size=65, block_size=8, n_embd=64, n_head=4, n_layer=4`` the parameters are
@@ -9,8 +9,8 @@ exactly those the notes list (``token_embedding_table.weight [65, 64]`` …
 ``lm_head.bias [65]``), 208,193 in all.
 
 All weights keep PyTorch's default initialisation, as in the lecture's code: embeddings
-N(0, 1), linear layers uniform in ±1/sqrt(fan_in) (:class:`gptnotes.Linear` draws exactly
-as :class:`torch.nn.Linear`), layer norms weight 1 and bias 0.
+N(0, 1), linear layers uniform in ±1/sqrt(fan_in) ([`Linear`][gptnotes.linear.Linear] draws exactly
+as `torch.nn.Linear`), layer norms weight 1 and bias 0.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class FeedForward(nn.Module):
         - x: ``(B, T, C)`` (any leading dimensions); output: the same shape.
 
     Attributes:
-        net: :class:`torch.nn.Sequential` of :class:`gptnotes.Linear` ``(C -> 4C)``, ReLU,
-            :class:`gptnotes.Linear` ``(4C -> C)``, dropout; so the parameters are named
+        net: `torch.nn.Sequential` of [`Linear`][gptnotes.linear.Linear] ``(C -> 4C)``, ReLU,
+            [`Linear`][gptnotes.linear.Linear] ``(4C -> C)``, dropout; so the parameters are named
             ``net.0.weight``, ``net.0.bias``, ``net.2.weight``, ``net.2.bias``.
 
     Raises:
@@ -97,16 +97,16 @@ class Block(nn.Module):
         n_head: Number of attention heads; each has size ``n_embd // n_head``.
         block_size: The longest sequence accepted.
         dropout: Dropout probability in attention and feed-forward.
-        attention: ``"heads"`` (:class:`gptnotes.MultiHeadAttention`, one module per head, the
-            default) or ``"fused"`` (:class:`gptnotes.CausalSelfAttention`).
+        attention: ``"heads"`` ([`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention], one module per head, the
+            default) or ``"fused"`` ([`CausalSelfAttention`][gptnotes.attention.CausalSelfAttention]).
 
     Shape:
         - x: ``(B, T, C)``; output: ``(B, T, C)``.
 
     Attributes:
         sa: The attention layer.
-        ffwd: :class:`FeedForward`.
-        ln1, ln2: :class:`torch.nn.LayerNorm` over C.
+        ffwd: [`FeedForward`][gptnotes.gpt.FeedForward].
+        ln1, ln2: `torch.nn.LayerNorm` over C.
 
     Raises:
         TypeError: If a size is not an integer.
@@ -144,7 +144,7 @@ class Block(nn.Module):
 
 
 def _call_block(block: Block, x: torch.Tensor) -> torch.Tensor:
-    """Run one block: the function :func:`gptnotes.compiled` swaps for a ``torch.compile``-d one."""
+    """Run one block: the function [`gptnotes.compiled`][gptnotes.training.compiled] swaps for a ``torch.compile``-d one."""
     return block(x)  # (B, T, C)
 
 
@@ -162,7 +162,7 @@ def _check_attention(attention: object) -> None:
 
 @dataclass
 class GPTConfig:
-    """The sizes of a :class:`GPTLanguageModel`; the defaults are the model of the notes' listing.
+    """The sizes of a [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel]; the defaults are the model of the notes' listing.
 
     Checked when created: every size a positive integer, ``n_embd`` divisible by ``n_head``,
     ``dropout`` in ``[0, 1)``, ``attention`` one of ``"heads"``, ``"fused"``.
@@ -199,14 +199,14 @@ class GPTLanguageModel(nn.Module):
 
     Token ids are looked up in a token table and their positions in a position table; the two
     ``(B, T, C)`` embeddings are added, so the same character at two positions enters as two
-    different vectors. ``n_layer`` :class:`Block` modules let every position gather
+    different vectors. ``n_layer`` [`Block`][gptnotes.gpt.Block] modules let every position gather
     information from its past and process it; a final layer norm and a linear ``lm_head``
     turn each position's vector into ``vocab_size`` logits for the next token.
 
     Build it from sizes, ``GPTLanguageModel(vocab_size, block_size, n_embd, n_head, n_layer)``,
-    or from a :class:`GPTConfig` with :meth:`from_config`; either way ``model.config`` holds
-    the :class:`GPTConfig`. The position table has ``block_size`` rows, so ``forward`` accepts
-    at most ``block_size`` tokens per sequence and :meth:`generate` feeds only the last
+    or from a [`GPTConfig`][gptnotes.gpt.GPTConfig] with [`from_config`][gptnotes.gpt.GPTLanguageModel.from_config]; either way ``model.config`` holds
+    the [`GPTConfig`][gptnotes.gpt.GPTConfig]. The position table has ``block_size`` rows, so ``forward`` accepts
+    at most ``block_size`` tokens per sequence and [`generate`][gptnotes.gpt.GPTLanguageModel.generate] feeds only the last
     ``block_size`` tokens.
 
     Args:
@@ -218,19 +218,19 @@ class GPTLanguageModel(nn.Module):
         dropout: Dropout probability while training.
         attention: ``"heads"`` (default, per-head modules, the notes' parameter names) or
             ``"fused"`` (one ``c_attn`` matrix per block and PyTorch's fused attention; same
-            maths, see :meth:`to_fused`).
+            maths, see [`to_fused`][gptnotes.gpt.GPTLanguageModel.to_fused]).
 
     Shape:
         - idx, targets: ``(B, T)`` with ``1 <= T <= block_size``.
         - logits: ``(B, T, V)``.
 
     Attributes:
-        config: The :class:`GPTConfig`.
+        config: The [`GPTConfig`][gptnotes.gpt.GPTConfig].
         token_embedding_table: ``nn.Embedding(V, C)``.
         position_embedding_table: ``nn.Embedding(block_size, C)``, learned like any weight.
-        blocks: :class:`torch.nn.Sequential` of ``n_layer`` :class:`Block`.
-        ln_f: Final :class:`torch.nn.LayerNorm`.
-        lm_head: :class:`gptnotes.Linear` ``(C -> V)`` with bias.
+        blocks: `torch.nn.Sequential` of ``n_layer`` [`Block`][gptnotes.gpt.Block].
+        ln_f: Final `torch.nn.LayerNorm`.
+        lm_head: [`Linear`][gptnotes.linear.Linear] ``(C -> V)`` with bias.
 
     Raises:
         TypeError: If a size is not an integer.
@@ -279,10 +279,10 @@ class GPTLanguageModel(nn.Module):
 
     @classmethod
     def from_config(cls, config: GPTConfig) -> GPTLanguageModel:
-        """Build a model from a :class:`GPTConfig`.
+        """Build a model from a [`GPTConfig`][gptnotes.gpt.GPTConfig].
 
         Raises:
-            TypeError: If ``config`` is not a :class:`GPTConfig`.
+            TypeError: If ``config`` is not a [`GPTConfig`][gptnotes.gpt.GPTConfig].
 
         Examples:
             >>> import torch
@@ -384,7 +384,7 @@ class GPTLanguageModel(nn.Module):
     def _forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`forward` after its input checks: tensor operations only."""
+        """[`forward`][gptnotes.gpt.Block.forward] after its input checks: tensor operations only."""
         x = self._embed(idx)  # (B, T, C)
         for block in self.blocks:
             x = self._run_block(block, x)  # (B, T, C)
@@ -407,7 +407,7 @@ class GPTLanguageModel(nn.Module):
 
         At each step the last ``block_size`` tokens (all of them while shorter) go through the
         model and the next token is *sampled* from the softmax of the last position's logits
-        (:func:`gptnotes.sample_next_token`), not taken as the most likely one. Runs under
+        ([`gptnotes.sample_next_token`][gptnotes.sampling.sample_next_token]), not taken as the most likely one. Runs under
         ``torch.no_grad()`` and in the model's current mode: call ``model.eval()`` first if it
         has dropout.
 
@@ -415,7 +415,7 @@ class GPTLanguageModel(nn.Module):
             idx: ``(B, T)`` token ids to continue; ``T`` may exceed ``block_size``.
             max_new_tokens: How many tokens to append, ``>= 0``.
             temperature: Divides the logits before the softmax.
-            generator: Optional :class:`torch.Generator` for reproducible samples.
+            generator: Optional `torch.Generator` for reproducible samples.
 
         Shape:
             - idx: ``(B, T)``; output: ``(B, T + max_new_tokens)``.
@@ -466,8 +466,8 @@ class GPTLanguageModel(nn.Module):
     def to_fused(self) -> GPTLanguageModel:
         """Return a copy of this model that uses the fused attention, with the same weights.
 
-        Every block's :class:`gptnotes.MultiHeadAttention` becomes a
-        :class:`gptnotes.CausalSelfAttention` holding the same numbers; everything else is
+        Every block's [`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention] becomes a
+        [`CausalSelfAttention`][gptnotes.attention.CausalSelfAttention] holding the same numbers; everything else is
         copied. The copy gives the same logits, loss and gradients (up to float rounding) and
         trains faster. A model that is already fused is simply copied.
 

@@ -1,11 +1,11 @@
 """Training a language model: the loop, the loss estimate, and checkpoints.
 
-* :func:`estimate_loss` averages the loss over a few random batches of each split, in
+* [`estimate_loss`][gptnotes.training.estimate_loss] averages the loss over a few random batches of each split, in
   ``eval()`` mode and without gradients, and puts every module back in the mode it was in.
-* :func:`train` runs AdamW on random batches of the training data and returns a
-  :class:`TrainState` (the optimizer, the number of steps done, and a :class:`TrainHistory`
+* [`train`][gptnotes.training.train] runs AdamW on random batches of the training data and returns a
+  [`TrainState`][gptnotes.training.TrainState] (the optimizer, the number of steps done, and a [`TrainHistory`][gptnotes.training.TrainHistory]
   of losses for a loss curve).
-* :func:`save_checkpoint` / :func:`load_checkpoint` write and read the model, its sizes, the
+* [`save_checkpoint`][gptnotes.training.save_checkpoint] / [`load_checkpoint`][gptnotes.training.load_checkpoint] write and read the model, its sizes, the
   optimizer, the step, the history and the tokenizer's vocabulary, safely: the file is written
   to a temporary name and renamed, and read with ``torch.load(..., weights_only=True)``, which
   refuses arbitrary pickled objects.
@@ -15,12 +15,12 @@ step ``s`` come from generators seeded with both, never from the global random s
 the CPU the same seed gives bit-identical losses, and training ``2N`` steps gives exactly the
 same model as training ``N``, saving, loading and training ``N`` more.
 
-Speed: :func:`train` steps with PyTorch's fused AdamW (one kernel for all parameters, the
+Speed: [`train`][gptnotes.training.train] steps with PyTorch's fused AdamW (one kernel for all parameters, the
 same update as the default implementation up to float rounding) and, with glibc, keeps the
-memory it frees for the next step; :func:`compiled` runs every
+memory it frees for the next step; [`compiled`][gptnotes.training.compiled] runs every
 transformer block through one ``torch.compile``-d function, and falls back to plain eager
-execution where no compiler is available. Under ``torchrun`` (see :mod:`gptnotes.distributed`)
-:func:`train` trains data-parallel with DistributedDataParallel.
+execution where no compiler is available. Under ``torchrun`` (see [`gptnotes.distributed`][gptnotes.distributed])
+[`train`][gptnotes.training.train] trains data-parallel with DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def estimate_loss(
         block_size: T of the batches (at most the model's ``block_size``).
         batch_size: B of the batches.
         eval_iters: How many batches per split.
-        generator: Optional :class:`torch.Generator` for the batches; pass a seeded one for
+        generator: Optional `torch.Generator` for the batches; pass a seeded one for
             reproducible estimates.
 
     Shape:
@@ -180,12 +180,12 @@ def estimate_loss(
 
 @dataclass
 class TrainHistory:
-    """The losses recorded by :func:`train`, ready for a loss curve.
+    """The losses recorded by [`train`][gptnotes.training.train], ready for a loss curve.
 
     Attributes:
         steps: Step numbers (1-based: after ``s`` optimizer steps) of ``losses``.
         losses: Training loss of the batch of each step (noisy).
-        eval_steps: Steps at which :func:`estimate_loss` was run (0 = before training).
+        eval_steps: Steps at which [`estimate_loss`][gptnotes.training.estimate_loss] was run (0 = before training).
         eval_losses: One ``{split: loss}`` dict per entry of ``eval_steps``.
 
     Examples:
@@ -206,7 +206,7 @@ class TrainHistory:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> TrainHistory:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of [`to_dict`][gptnotes.training.TrainHistory.to_dict]."""
         return cls(
             steps=[int(s) for s in d["steps"]],
             losses=[float(v) for v in d["losses"]],
@@ -217,10 +217,10 @@ class TrainHistory:
 
 @dataclass
 class TrainState:
-    """Everything :func:`train` needs to continue where it stopped.
+    """Everything [`train`][gptnotes.training.train] needs to continue where it stopped.
 
-    :func:`train` returns one; pass it back as ``state=`` to go on, or save it with
-    :func:`save_checkpoint` and get it back from :func:`load_checkpoint`.
+    [`train`][gptnotes.training.train] returns one; pass it back as ``state=`` to go on, or save it with
+    [`save_checkpoint`][gptnotes.training.save_checkpoint] and get it back from [`load_checkpoint`][gptnotes.training.load_checkpoint].
 
     Attributes:
         optimizer: The AdamW optimizer (its moment estimates are part of the state).
@@ -247,7 +247,7 @@ class TrainState:
 
 
 def make_optimizer(model: nn.Module, lr: float = 1e-3) -> torch.optim.AdamW:
-    """Return the optimizer :func:`train` uses: AdamW, PyTorch's defaults besides ``lr``, fused.
+    """Return the optimizer [`train`][gptnotes.training.train] uses: AdamW, PyTorch's defaults besides ``lr``, fused.
 
     ``fused=True`` updates every parameter with one kernel (first and second moments, bias
     correction, weight decay and the step in a single pass over the numbers) instead of about
@@ -261,7 +261,7 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3) -> torch.optim.AdamW:
         lr: Learning rate.
 
     Returns:
-        A :class:`torch.optim.AdamW`.
+        A `torch.optim.AdamW`.
 
     Raises:
         TypeError: If ``model`` is not a module or ``lr`` not a number.
@@ -340,24 +340,24 @@ def train(
 ) -> TrainState:
     """Train ``model`` with AdamW on random batches of ``train_data``.
 
-    Each step draws a batch with :func:`gptnotes.get_batch`, computes ``model(x, y)``, and
+    Each step draws a batch with [`gptnotes.get_batch`][gptnotes.data.get_batch], computes ``model(x, y)``, and
     takes one AdamW step (PyTorch's defaults besides ``lr``, as in the lecture). Every
     ``eval_interval`` steps (and before the first and after the last step) the mean loss on
-    ``train_data`` and ``val_data`` is estimated with :func:`estimate_loss`.
+    ``train_data`` and ``val_data`` is estimated with [`estimate_loss`][gptnotes.training.estimate_loss].
 
     Deterministic on the CPU: the batch and the dropout masks of step ``s`` depend only on
     ``(seed, s)``, and the global random state is neither used nor changed. To continue a run,
-    pass the returned :class:`TrainState` (or the one a checkpoint restored) as ``state``; the
+    pass the returned [`TrainState`][gptnotes.training.TrainState] (or the one a checkpoint restored) as ``state``; the
     result is bit-identical to one uninterrupted run. A new run's optimizer comes from
-    :func:`make_optimizer` (fused AdamW). With glibc (Linux) the memory freed during the
+    [`make_optimizer`][gptnotes.training.make_optimizer] (fused AdamW). With glibc (Linux) the memory freed during the
     steps is kept for the next step instead of being handed back to the operating system
     and faulted in again, page by page (released when training ends).
 
-    Data-parallel on several processes: when a :mod:`torch.distributed` process group with
-    ``N > 1`` processes exists (:func:`gptnotes.distributed_from_env` under ``torchrun``), the model is
-    wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; every process draws the same
+    Data-parallel on several processes: when a `torch.distributed` process group with
+    ``N > 1`` processes exists ([`gptnotes.distributed_from_env`][gptnotes.distributed.distributed_from_env] under ``torchrun``), the model is
+    wrapped in `torch.nn.parallel.DistributedDataParallel`; every process draws the same
     global batch of ``batch_size`` sequences from ``(seed, step)`` and computes the rows
-    :func:`gptnotes.batch_rows` gives it, and the averaged gradients make the step equal (up to
+    [`gptnotes.batch_rows`][gptnotes.distributed.batch_rows] gives it, and the averaged gradients make the step equal (up to
     float rounding) to one process computing the whole batch. ``batch_size`` is the global
     batch and must be divisible by ``N``; the recorded loss is the whole batch's; only rank 0
     shows a progress bar.
@@ -375,7 +375,7 @@ def train(
         eval_iters: Batches per split for each estimate.
         seed: Seed of a new run (a resumed run keeps ``state.seed``).
         progress: Show a tqdm progress bar with the latest loss.
-        state: A :class:`TrainState` to continue from; ``None`` starts a new run.
+        state: A [`TrainState`][gptnotes.training.TrainState] to continue from; ``None`` starts a new run.
 
     Shape:
         - train_data, val_data: ``(N,)`` token ids.
@@ -383,7 +383,7 @@ def train(
           on each of ``N`` processes).
 
     Returns:
-        The updated :class:`TrainState` (step, optimizer and history of the whole run).
+        The updated [`TrainState`][gptnotes.training.TrainState] (step, optimizer and history of the whole run).
 
     Raises:
         TypeError: If an argument has the wrong type.
@@ -477,7 +477,7 @@ def _train_step(
     step: int,
     device: torch.device,
 ) -> float:
-    """One step of :func:`train` (also what ``benchmarks/train_throughput.py`` times): returns the loss."""
+    """One step of [`train`][gptnotes.training.train] (also what ``benchmarks/train_throughput.py`` times): returns the loss."""
     rank, world_size = rank_and_world_size()
     seed_s = _step_seed(seed, step)
     x, y = get_batch(data, block_size, batch_size, generator=torch.Generator().manual_seed(seed_s))  # (B, T)
@@ -502,11 +502,11 @@ def _train_step(
 
 @dataclass
 class CompileStatus:
-    """What :func:`compiled` did: whether the blocks run compiled, and if not, why.
+    """What [`compiled`][gptnotes.training.compiled] did: whether the blocks run compiled, and if not, why.
 
     Attributes:
         active: ``True`` while the blocks run through the compiled function; ``False`` if
-            :func:`compiled` fell back to eager execution.
+            [`compiled`][gptnotes.training.compiled] fell back to eager execution.
         reason: Why it fell back (empty while ``active``).
 
     Examples:
@@ -591,17 +591,17 @@ def compiled(model: GPTLanguageModel) -> Iterator[CompileStatus]:
     changed: after the block it runs eagerly again, and its ``state_dict`` never changes.
 
     Where ``torch.compile`` cannot work (no C++ compiler for Inductor on a CPU, no Triton for
-    CUDA, an unsupported Python) or its first compilation fails, a :class:`RuntimeWarning`
+    CUDA, an unsupported Python) or its first compilation fails, a `RuntimeWarning`
     says why and the model runs eagerly: the same results, only slower.
 
     Args:
-        model: A :class:`gptnotes.GPTLanguageModel`, either attention path.
+        model: A [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel], either attention path.
 
     Yields:
-        A :class:`CompileStatus`: ``active`` tells whether the blocks run compiled.
+        A [`CompileStatus`][gptnotes.training.CompileStatus]: ``active`` tells whether the blocks run compiled.
 
     Raises:
-        TypeError: If ``model`` is not a :class:`gptnotes.GPTLanguageModel`.
+        TypeError: If ``model`` is not a [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel].
 
     Examples:
         >>> import torch
@@ -656,14 +656,14 @@ def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
 
 @dataclass
 class Checkpoint:
-    """What :func:`load_checkpoint` returns.
+    """What [`load_checkpoint`][gptnotes.training.load_checkpoint] returns.
 
     Attributes:
         model: The rebuilt model with its weights, in ``train()`` mode.
-        state: The :class:`TrainState` (optimizer, step, seed, history), or ``None`` if the
+        state: The [`TrainState`][gptnotes.training.TrainState] (optimizer, step, seed, history), or ``None`` if the
             checkpoint was saved without one.
-        tokenizer: The :class:`gptnotes.CharTokenizer` of the text, or ``None``.
-        extra: The ``extra`` dict given to :func:`save_checkpoint` (e.g. batch size).
+        tokenizer: The [`CharTokenizer`][gptnotes.data.CharTokenizer] of the text, or ``None``.
+        extra: The ``extra`` dict given to [`save_checkpoint`][gptnotes.training.save_checkpoint] (e.g. batch size).
 
     Examples:
         >>> import torch
@@ -708,15 +708,15 @@ def save_checkpoint(
 
     The file holds only tensors and plain Python values (a ``state_dict``, the config as a
     dict, the optimizer's ``state_dict``, lists of losses, the vocabulary's characters), so
-    :func:`load_checkpoint` can read it with ``weights_only=True``. It is written to a
-    temporary file in the same folder and moved over ``path`` with :func:`os.replace`: a crash
+    [`load_checkpoint`][gptnotes.training.load_checkpoint] can read it with ``weights_only=True``. It is written to a
+    temporary file in the same folder and moved over ``path`` with `os.replace`: a crash
     mid-write never leaves a half-written checkpoint under ``path``.
 
     Args:
         path: Where to write, e.g. ``"ckpt.pt"``.
-        model: A :class:`GPTLanguageModel` or :class:`BigramLanguageModel`.
-        state: The :class:`TrainState` to save with it, for resuming.
-        tokenizer: The :class:`gptnotes.CharTokenizer`, so that text can be generated without
+        model: A [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel] or [`BigramLanguageModel`][gptnotes.bigram.BigramLanguageModel].
+        state: The [`TrainState`][gptnotes.training.TrainState] to save with it, for resuming.
+        tokenizer: The [`CharTokenizer`][gptnotes.data.CharTokenizer], so that text can be generated without
             the training text.
         extra: Other plain values to keep (numbers, strings, lists, dicts of them).
 
@@ -773,7 +773,7 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint` and rebuild everything in it.
+    """Read a checkpoint written by [`save_checkpoint`][gptnotes.training.save_checkpoint] and rebuild everything in it.
 
     Uses ``torch.load(path, map_location="cpu", weights_only=True)``: only tensors and plain
     values are accepted, so a malicious file cannot run code while being loaded.
@@ -782,7 +782,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         path: The checkpoint file.
 
     Returns:
-        A :class:`Checkpoint`: the model (weights loaded), the training state with a new AdamW
+        A [`Checkpoint`][gptnotes.training.Checkpoint]: the model (weights loaded), the training state with a new AdamW
         optimizer holding the saved moments and learning rate, the tokenizer, and ``extra``.
 
     Raises:
