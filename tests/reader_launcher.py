@@ -75,9 +75,10 @@ def main():
         pid = os.fork()
         if pid == 0:
             _child(request)
-        print(json.dumps({"pid": pid}), file=reply, flush=True)
+        ident = request.get("id")  # echoed, so that the test never takes a late reply for its own
+        print(json.dumps({"id": ident, "pid": pid}), file=reply, flush=True)
         _, status = os.waitpid(pid, 0)
-        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), file=reply, flush=True)
+        print(json.dumps({"id": ident, "returncode": os.waitstatus_to_exitcode(status)}), file=reply, flush=True)
 
 
 if __name__ == "__main__":

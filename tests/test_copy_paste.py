@@ -127,6 +127,7 @@ class Launcher:
 
     def __init__(self, python: Path, workdir: Path):
         self.stderr_path = workdir / "launcher-stderr.txt"
+        self.requests = 0  # numbers the requests; the launcher echoes the number in its replies
         with open(self.stderr_path, "w") as stderr:  # the child keeps its own copy of the file
             self.proc = subprocess.Popen(
                 [str(python), "-I", str(ROOT / "tests" / "reader_launcher.py")],
@@ -146,17 +147,26 @@ class Launcher:
             raise RuntimeError(f"the reader launcher died: {self.stderr_path.read_text()}")
         return json.loads(line)
 
+    def _reply_to(self, ident: int, key: str, timeout: float) -> int:
+        """The value of ``key`` in the reply to request ``ident``, skipping replies to earlier ones."""
+        while True:
+            reply = self._reply(timeout)
+            if reply.get("id") == ident and key in reply:
+                return reply[key]
+
     def run(self, script: Path, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
         out, err = cwd / "stdout.txt", cwd / "stderr.txt"
-        request = {"script": str(script), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        self.requests += 1
+        ident = self.requests
+        request = {"id": ident, "script": str(script), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        pid = self._reply(TIMEOUT)["pid"]
+        pid = self._reply_to(ident, "pid", TIMEOUT)
         try:
-            code = self._reply(TIMEOUT)["returncode"]
+            code = self._reply_to(ident, "returncode", TIMEOUT)
         except TimeoutError:
             os.kill(pid, signal.SIGKILL)
-            code = self._reply(TIMEOUT)["returncode"]
+            code = self._reply_to(ident, "returncode", TIMEOUT)
         return code, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
 
     def close(self) -> None:
