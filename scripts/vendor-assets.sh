@@ -25,7 +25,14 @@ cp "$k"/fonts/*.woff2 "$out/katex/fonts/"
 # so that it names only files that are here.
 sed -E 's/,url\(fonts\/[A-Za-z0-9_-]+\.(woff|ttf)\) format\("(woff|truetype)"\)//g' "$k/katex.min.css" > "$out/katex/katex.min.css"
 cp "katex-$KATEX_VERSION/package/LICENSE" "$out/katex/LICENSE"
-cp "mermaid-$MERMAID_VERSION/package/dist/mermaid.min.js" "$out/mermaid/"
+# Mermaid's ES-module build: a small entry that imports the core chunks, and loads the code of
+# each diagram type (and its layout) only when a page has a diagram of that type. All chunks
+# are copied, so that any diagram type works; a page fetches only those it needs. (The
+# one-file mermaid.min.js holds every diagram type: 3.6 MB on each page with a diagram.)
+m="mermaid-$MERMAID_VERSION/package/dist"
+mkdir -p "$out/mermaid/chunks/mermaid.esm.min"
+cp "$m/mermaid.esm.min.mjs" "$out/mermaid/"
+cp "$m"/chunks/mermaid.esm.min/*.mjs "$out/mermaid/chunks/mermaid.esm.min/"
 cp "mermaid-$MERMAID_VERSION/package/LICENSE" "$out/mermaid/LICENSE"
 
 # axe-core runs inside the browser tests (accessibility), never on the site.
@@ -35,6 +42,6 @@ cp "axe-core-$AXE_VERSION/package/LICENSE" "$root/tests/vendor/axe-core.LICENSE"
 
 cat > "$out/VENDORED.txt" <<TXT
 Vendored by scripts/vendor-assets.sh from the npm registry: katex $KATEX_VERSION (woff2 fonts
-only), mermaid $MERMAID_VERSION. Do not edit by hand; re-run the script to upgrade.
+only), mermaid $MERMAID_VERSION (ES-module build). Do not edit by hand; re-run the script to upgrade.
 TXT
 echo "vendored katex $KATEX_VERSION, mermaid $MERMAID_VERSION, axe-core $AXE_VERSION"

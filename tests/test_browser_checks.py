@@ -109,7 +109,8 @@ def test_console_errors_failed_and_outside_requests_and_needless_mermaid_are_cau
         '<p><img src="../figures/no-such-figure.svg" alt="A figure that is not there"></p>'
         '<script src="https://cdn.example.com/lib.js"></script>'
         '<p><img src="https://images.example.org/pixel.png" alt="A pixel from elsewhere"></p>'
-        '<script src="../assets/vendor/mermaid/mermaid.min.js"></script>'  # and no diagram
+        '<script type="module">import mermaid from "../assets/vendor/mermaid/mermaid.esm.min.mjs";'
+        ' window.mermaid = mermaid;</script>'  # and no diagram
     ))
     console = browser.console_problems(v)
     assert has(console, "console error", "deliberate error"), console
@@ -171,7 +172,8 @@ def test_diagram_with_a_syntax_error_is_caught(visit):
 
 def test_diagram_without_its_library_is_caught(visit):
     # Material then fetches Mermaid from a CDN: a request to another host, and no diagram.
-    v = visit("no-mermaid", replace('<script src="../../assets/vendor/mermaid/mermaid.min.js"></script>', ""), rich=True)
+    v = visit("no-mermaid", replace('<script type="module">import mermaid from "../../assets/vendor/mermaid/mermaid.esm.min.mjs";'
+                                    ' window.mermaid = mermaid;</script>', ""), rich=True)
     assert has(browser.request_problems(v), "another host", "mermaid")
     assert browser.diagram_problems(v)
 
