@@ -37,6 +37,8 @@ import torch.nn.functional as F
 
 from gptnotes.bitnet import BitLinear, _int8_matmul_int32, activation_quant, int8_matmul, weight_memory_report
 
+from _machine import cpu_name  # benchmarks/_machine.py, beside this script
+
 SIZES = [(256, 256), (1024, 1024), (1024, 4096), (4096, 4096)]
 TOKENS = [1, 64, 512]
 
@@ -58,16 +60,6 @@ def best_us(fns: dict, rounds: int, min_time: float) -> dict:
             best[name] = min(best[name], (time.perf_counter() - start) / loops[name] * 1e6)
     return best
 
-
-def cpu_name() -> str:
-    """The CPU model as the kernel reports it (Linux), else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown_table(rows: list[dict], threads: int) -> str:

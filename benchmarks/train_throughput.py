@@ -63,6 +63,8 @@ import torch
 from gptnotes import GPTLanguageModel, compiled, make_optimizer
 from gptnotes.training import _keep_freed_memory, _train_step
 
+from _machine import cpu_name  # benchmarks/_machine.py, beside this script
+
 RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.md"
 
 CONFIGS = {
@@ -76,15 +78,6 @@ FAST = RUNGS[3]  # what `gptnotes train --attention fused` runs; the last rung a
 PEAK_N = 2048
 PEAK_REPS = 16  # products per round: about a second, so the limit is a sustained rate, not a burst
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> str:
@@ -311,7 +304,7 @@ def main() -> None:
             ap.error(f"--configs: unknown configuration {n!r}; choose from {', '.join(CONFIGS)}")
     info = dict(
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        cpu=f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})", cores=os.cpu_count(),
+        cpu=f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()})", cores=os.cpu_count(),
         threads=torch.get_num_threads(), torch=torch.__version__, python=platform.python_version(),
         load_before=load_average(), rounds=args.rounds,
     )
