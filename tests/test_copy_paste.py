@@ -23,11 +23,12 @@ import fcntl
 import hashlib
 import json
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,39 @@ def _reader_env(home: Path) -> dict[str, str]:
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}  # one thread per xdist worker
 
 
+class Lines:
+    """The lines a process writes to a pipe, read by a thread: ``get`` waits for the next one.
+
+    Waiting with ``select`` on the pipe and then calling ``readline`` on its buffered text
+    stream loses lines: when two replies arrive together (a snippet that ends within
+    microseconds of starting, on a busy machine), ``readline`` pulls both into the stream's
+    buffer and returns one, and ``select`` then waits on an empty pipe for the other, which
+    is already read. A thread that only reads, and a queue, cannot miss a line.
+    """
+
+    def __init__(self, stream):
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)  # end of the stream: the process closed it or died
+
+    def get(self, timeout: float) -> str | None:
+        """The next line, or None at the end of the stream; TimeoutError after ``timeout`` s."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no line from the process in {timeout} s") from None
+
+    def wait_for_end(self, timeout: float) -> None:
+        """Wait until the reading thread has seen the end of the stream (then it may be closed)."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the stream did not end in {timeout} s"
+
+
 class Launcher:
     """Talks to tests/reader_launcher.py running in the reader's environment."""
 
@@ -134,16 +168,14 @@ class Launcher:
                 cwd=workdir, env=_reader_env(workdir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=stderr, text=True, bufsize=1,
             )
+        self.replies = Lines(self.proc.stdout)
         ready = self._reply(TIMEOUT)
         assert ready.get("ready"), f"the reader launcher did not start: {self.stderr_path.read_text()}"
         self.startup_stderr = self.stderr_path.read_text()
 
     def _reply(self, timeout: float) -> dict:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            raise TimeoutError
-        line = self.proc.stdout.readline()
-        if not line:
+        line = self.replies.get(timeout)
+        if line is None:
             raise RuntimeError(f"the reader launcher died: {self.stderr_path.read_text()}")
         return json.loads(line)
 
@@ -165,13 +197,17 @@ class Launcher:
         try:
             code = self._reply_to(ident, "returncode", TIMEOUT)
         except TimeoutError:
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it ended as the time ran out; its reply is on the way
             code = self._reply_to(ident, "returncode", TIMEOUT)
         return code, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
 
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
+        self.replies.wait_for_end(30)
         self.proc.stdout.close()
 
 
@@ -198,6 +234,26 @@ def test_the_reader_launcher_imports_torch_silently_and_nothing_of_ours(launcher
     code, out, err = launcher.run(probe, tmp_path, _reader_env(tmp_path))
     assert (code, err) == (0, "")
     assert out.splitlines() == ["[]", "False __main__"]
+
+
+def test_replies_that_arrive_together_are_all_read():
+    """Two lines written at once (a fast snippet's pid and exit status) both reach the test."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.stdout.write('pid\\nreturncode\\n'); sys.stdout.flush(); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True, bufsize=1,
+    )
+    try:
+        lines = Lines(writer.stdout)
+        assert lines.get(10) == "pid\n"
+        assert lines.get(10) == "returncode\n"  # already in the stream's buffer: no wait on the pipe
+        with pytest.raises(TimeoutError):
+            lines.get(0.2)  # nothing more was written
+    finally:
+        writer.kill()
+        writer.wait()
+    assert lines.get(10) is None  # the end of the stream is reported, not waited on
+    lines.wait_for_end(10)
+    writer.stdout.close()
 
 
 def test_reader_environment_has_only_runtime_dependencies(reader_python: Path):
