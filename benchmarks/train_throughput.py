@@ -21,7 +21,7 @@ In one run it measures
   3. ``+ fused AdamW``: :func:`gptnotes.make_optimizer` (what :func:`gptnotes.train` uses);
   4. ``+ memory kept``: glibc keeps freed memory for the next step instead of returning it to
      the kernel (what :func:`gptnotes.train` does around its loop);
-  5. ``+ torch.compile``: the blocks run inside :func:`gptnotes.compiled`.
+  5. ``+ torch.compile``: the forward pass (and so its backward) runs inside :func:`gptnotes.compiled`.
 
 A training step is exactly a step of :func:`gptnotes.train` (its ``_train_step``): draw the
 batch of ``(seed, step)`` with ``get_batch``, forward with the loss, ``zero_grad``, backward,
@@ -104,7 +104,7 @@ def matmul_candidate():
 
 
 class Rung:
-    """One rung of the ladder: a model, an optimizer, and whether the blocks are compiled."""
+    """One rung of the ladder: a model, an optimizer, and whether the model is compiled."""
 
     def __init__(self, name: str, model: GPTLanguageModel, optimizer, data, block_size: int, batch: int,
                  compile_: bool, keep: bool = False):
@@ -278,7 +278,7 @@ def markdown(results: list[dict], info: dict, profiles: dict) -> str:
                        f"{100 * row['frac']:.1f} % | {row['speedup']:.2f}x | {row['warmup']:.1f} |")
         out.append("")
     out.append("The warm-up is the first two steps, outside the measured rounds; for `+ torch.compile` it includes "
-               "compiling the blocks (less when Inductor's cache in the temporary folder already holds the kernels).")
+               "compiling the model (less when Inductor's cache in the temporary folder already holds the kernels).")
     for title, table in profiles.items():
         out += ["", f"**Where the time goes: {title}** (torch.profiler, one step, top operations by self CPU time)", "",
                 "```text", table, "```"]

@@ -346,13 +346,13 @@ def _no_cxx():
 def test_compiled_falls_back_to_eager_without_a_compiler():
     _, tr, va = _data()
     model, reference = _gpt(dropout=0.1), _gpt(dropout=0.1)
-    runner = model._run_block
+    runner = model._run_forward
     with _no_cxx(), pytest.warns(RuntimeWarning, match="C\\+\\+ compiler") as record:
         with compiled(model) as status:
             state = train(model, tr, va, steps=6, seed=1, **KW)
     assert len(record) == 1
     assert status.active is False and "C++ compiler" in status.reason
-    assert model._run_block is runner  # nothing left behind
+    assert model._run_forward is runner  # nothing left behind
     ref_state = train(reference, tr, va, steps=6, seed=1, **KW)
     assert state.history.losses == ref_state.history.losses  # eager both times: bit-identical
     pm, pr = _params(model), _params(reference)
@@ -379,9 +379,9 @@ def test_compiled_falls_back_when_the_first_compilation_fails(monkeypatch):
     assert state.history.losses == train(reference, tr, steps=4, seed=2, **KW).history.losses
 
 
-def test_compiled_blocks_give_the_eager_losses_and_gradients(monkeypatch):
-    # The wiring of compiled(): Dynamo captures the blocks as one graph and AOTAutograd makes
-    # its backward. The "aot_eager" backend runs that graph with PyTorch's own kernels instead
+def test_compiled_model_gives_the_eager_losses_and_gradients(monkeypatch):
+    # The wiring of compiled(): Dynamo captures the forward pass as one graph and AOTAutograd
+    # makes its backward. The "aot_eager" backend runs that graph with PyTorch's own kernels instead
     # of generated C++ (which takes minutes to compile on a small CPU), so this test is quick.
     from torch._dynamo.utils import counters
 
@@ -400,7 +400,8 @@ def test_compiled_blocks_give_the_eager_losses_and_gradients(monkeypatch):
         assert status.active
         with torch.no_grad():  # evaluation stays eager: nothing more to compile
             model(x, y)
-    assert counters["stats"]["unique_graphs"] == 1  # one graph serves both blocks
+    assert counters["stats"]["unique_graphs"] == 1  # the whole forward pass in one graph: no break
+    assert not counters["graph_break"], dict(counters["graph_break"])
     ref_logits, ref_loss = reference(x, y)
     ref_loss.backward()
     assert torch.allclose(logits, ref_logits, atol=1e-5) and torch.allclose(loss, ref_loss, atol=1e-6)

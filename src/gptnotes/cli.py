@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seed of a new run (default: %(default)s)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--compile", action="store_true",
-                   help="run the blocks through torch.compile (needs a C++ compiler on a CPU; "
+                   help="run the model through torch.compile (needs a C++ compiler on a CPU; "
                         "without one, trains as usual after a warning)")
     _add_size_options(t, SIZE_DEFAULTS, keep_none=True)
 
@@ -191,7 +191,7 @@ def _maybe_compiled(model: GPTLanguageModel, wanted: bool, say):
         warnings.simplefilter("always", RuntimeWarning)
         with compiled(model) as status:
             if status.active:
-                say("--compile: the first step compiles the blocks (this takes a while)")
+                say("--compile: the first step compiles the model (this takes a while)")
             try:
                 yield
             finally:

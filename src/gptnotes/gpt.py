@@ -143,9 +143,11 @@ class Block(nn.Module):
         return x
 
 
-def _call_block(block: Block, x: torch.Tensor) -> torch.Tensor:
-    """Run one block: the function [`gptnotes.compiled`][gptnotes.training.compiled] swaps for a ``torch.compile``-d one."""
-    return block(x)  # (B, T, C)
+def _call_forward(
+    model: GPTLanguageModel, idx: torch.Tensor, targets: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the tensor part of ``model.forward``: what [`gptnotes.compiled`][gptnotes.training.compiled] swaps for a ``torch.compile``-d function."""
+    return model._forward(idx, targets)  # (B, T, V), loss
 
 
 def _check_divisible(n_embd: int, n_head: int) -> None:
@@ -273,9 +275,9 @@ class GPTLanguageModel(nn.Module):
         )
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = Linear(cfg.n_embd, cfg.vocab_size)
-        # How forward runs each block: a plain call, or (inside ``gptnotes.compiled(model)``)
-        # one torch.compile-d function shared by all the blocks, which have the same code.
-        self._run_block = _call_block
+        # How forward runs its tensor operations once the inputs are checked: a plain call,
+        # or (inside ``gptnotes.compiled(model)``) a torch.compile-d function.
+        self._run_forward = _call_forward
 
     @classmethod
     def from_config(cls, config: GPTConfig) -> GPTLanguageModel:
@@ -379,15 +381,15 @@ class GPTLanguageModel(nn.Module):
         self._check_idx(idx)
         if targets is not None:
             check_targets(targets, idx, self.config.vocab_size)
-        return self._forward(idx, targets)
+        return self._run_forward(self, idx, targets)
 
     def _forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[`forward`][gptnotes.gpt.Block.forward] after its input checks: tensor operations only."""
+        """[`forward`][gptnotes.gpt.GPTLanguageModel.forward] after its input checks: tensor operations only."""
         x = self._embed(idx)  # (B, T, C)
         for block in self.blocks:
-            x = self._run_block(block, x)  # (B, T, C)
+            x = block(x)  # (B, T, C)
         x = self.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
         if targets is None:

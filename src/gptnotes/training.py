@@ -46,7 +46,7 @@ from gptnotes._checks import check_int_tensor, check_nonnegative_int, check_posi
 from gptnotes.bigram import BigramLanguageModel
 from gptnotes.data import CharTokenizer, get_batch
 from gptnotes.distributed import batch_rows, rank_and_world_size
-from gptnotes.gpt import Block, GPTConfig, GPTLanguageModel, _call_block
+from gptnotes.gpt import GPTConfig, GPTLanguageModel, _call_forward
 
 __all__ = [
     "estimate_loss",
@@ -502,10 +502,10 @@ def _train_step(
 
 @dataclass
 class CompileStatus:
-    """What [`compiled`][gptnotes.training.compiled] did: whether the blocks run compiled, and if not, why.
+    """What [`compiled`][gptnotes.training.compiled] did: whether the model runs compiled, and if not, why.
 
     Attributes:
-        active: ``True`` while the blocks run through the compiled function; ``False`` if
+        active: ``True`` while the model runs through the compiled function; ``False`` if
             [`compiled`][gptnotes.training.compiled] fell back to eager execution.
         reason: Why it fell back (empty while ``active``).
 
@@ -541,54 +541,58 @@ def _compile_problem(device: torch.device) -> str:
     return ""
 
 
-class _CompiledBlocks:
-    """Runs each block through one ``torch.compile``-d function; eager where it cannot.
+class _CompiledForward:
+    """Runs the model's tensor operations through one ``torch.compile``-d function; eager where it cannot.
 
-    All blocks have the same code, so Dynamo captures one graph and reuses it for every block
-    (their weights are inputs of the graph): compiling costs one block's worth of time. Calls
-    without gradients (evaluation, generation) stay eager: compiling them would only add
-    warm-up. If the first compiled call fails, the failure is reported once and the blocks
-    run eagerly from then on.
+    Dynamo captures the whole of ``_forward`` (embeddings, every block, the final layer norm,
+    the output layer and the loss) as one graph, with the model's weights as its inputs.
+    Calls without gradients (evaluation, generation) stay eager: compiling them would only
+    add warm-up. If the first compiled call fails, the failure is reported once and the model
+    runs eagerly from then on.
     """
 
     def __init__(self, status: CompileStatus) -> None:
         self.status = status
         with warnings.catch_warnings():  # importing Inductor trips deprecations inside torch itself
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
-            self.fn = torch.compile(_call_block, dynamic=False)
+            self.fn = torch.compile(_call_forward, dynamic=False)
         self.proven = False
 
-    def __call__(self, block: Block, x: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, model: GPTLanguageModel, idx: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.status.active or not torch.is_grad_enabled():
-            return block(x)  # (B, T, C)
+            return _call_forward(model, idx, targets)  # (B, T, V), loss
         if self.proven:
-            return self.fn(block, x)  # (B, T, C)
+            return self.fn(model, idx, targets)
         try:
-            with warnings.catch_warnings():  # Dynamo looks at x.grad while it wraps the input
-                warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf")
+            with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
-                out = self.fn(block, x)  # (B, T, C); the first call compiles
+                out = self.fn(model, idx, targets)  # the first call compiles
         except Exception as err:  # e.g. the compiler fails on this machine
             first_line = (str(err).strip().splitlines() or [""])[0]
             self.status.active = False
             self.status.reason = f"torch.compile failed ({type(err).__name__}: {first_line[:200]})"
-            warnings.warn(f"{self.status.reason}; the blocks run without it", RuntimeWarning, stacklevel=3)
-            return block(x)  # a genuine error in the block raises again here
+            warnings.warn(f"{self.status.reason}; the model runs without it", RuntimeWarning, stacklevel=4)
+            return _call_forward(model, idx, targets)  # a genuine error in the model raises again here
         self.proven = True
         return out
 
 
 @contextlib.contextmanager
 def compiled(model: GPTLanguageModel) -> Iterator[CompileStatus]:
-    """Run the blocks of ``model`` through ``torch.compile`` inside a ``with`` block.
+    """Run ``model``'s forward pass through ``torch.compile`` inside a ``with`` block.
 
-    Every transformer block goes through one function compiled by ``torch.compile`` (Dynamo
-    captures the block's operations as a graph, Inductor fuses the small element-wise ones
-    into generated C++ loops and calls the matrix multiplications directly); the forward and
-    the backward pass of the blocks then run without a trip through Python per operation.
-    The first training step compiles (tens of seconds on a small CPU); the steps after it
-    are faster. Evaluation and generation (no gradients) stay eager. The model itself is not
-    changed: after the block it runs eagerly again, and its ``state_dict`` never changes.
+    Once its inputs are checked, the model's forward pass (embeddings, every transformer
+    block, the final layer norm, the output layer and the loss) goes through one function
+    compiled by ``torch.compile``: Dynamo captures its operations as one graph, and Inductor
+    fuses the small element-wise ones into generated C++ loops and calls the matrix
+    multiplications directly; the forward and the backward pass then run without a trip
+    through Python per operation. The first training step compiles (tens of seconds on a
+    small CPU, more with more layers); the steps after it are faster where per-operation
+    overhead dominates (small models) and about as fast where matrix products do.
+    Evaluation and generation (no gradients) stay eager. The model itself is not changed:
+    after the block it runs eagerly again, and its ``state_dict`` never changes.
 
     Where ``torch.compile`` cannot work (no C++ compiler for Inductor on a CPU, no Triton for
     CUDA, an unsupported Python) or its first compilation fails, a `RuntimeWarning`
@@ -598,7 +602,7 @@ def compiled(model: GPTLanguageModel) -> Iterator[CompileStatus]:
         model: A [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel], either attention path.
 
     Yields:
-        A [`CompileStatus`][gptnotes.training.CompileStatus]: ``active`` tells whether the blocks run compiled.
+        A [`CompileStatus`][gptnotes.training.CompileStatus]: ``active`` tells whether the model runs compiled.
 
     Raises:
         TypeError: If ``model`` is not a [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel].
@@ -618,16 +622,16 @@ def compiled(model: GPTLanguageModel) -> Iterator[CompileStatus]:
     problem = _compile_problem(_device_of(model))
     status = CompileStatus(active=not problem, reason=problem)
     if problem:
-        warnings.warn(f"{problem}; the blocks run without torch.compile", RuntimeWarning, stacklevel=3)
-    previous = model._run_block
+        warnings.warn(f"{problem}; the model runs without torch.compile", RuntimeWarning, stacklevel=3)
+    previous = model._run_forward
     with contextlib.ExitStack() as stack:
         if status.active:
             stack.enter_context(_recompute_cheap_masks())
-            model._run_block = _CompiledBlocks(status)
+            model._run_forward = _CompiledForward(status)
         try:
             yield status
         finally:
-            model._run_block = previous
+            model._run_forward = previous
 
 
 def _recompute_cheap_masks() -> contextlib.AbstractContextManager:
