@@ -11,11 +11,20 @@ into ``test-artifacts/page-weight.txt`` and printed.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.site_files import ARTIFACTS, WEIGHTS
+
+# Property tests draw the same examples on every run of the test command, so that a red run
+# is reproducible and a green one is not luck. HYPOTHESIS_PROFILE=explore draws new ones each
+# run, to search for cases nobody has tried (then keep what it finds as an @example).
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 
 import pytest
@@ -851,3 +852,10 @@ def test_replace_exclude_and_errors():
         replace_linear_with_bitlinear(net, exclude="lm_head")
     with pytest.raises(TypeError, match="linear"):
         BitLinear.from_linear(nn.Conv1d(2, 2, 1))
+
+
+def test_property_tests_draw_repeatable_examples_unless_told_to_explore():
+    # tests/conftest.py loads the profile before this module is imported; HYP inherits it
+    exploring = os.environ.get("HYPOTHESIS_PROFILE") == "explore"
+    assert HYP.derandomize is not exploring
+    assert HYP.max_examples == 30 and HYP.deadline is None  # this module's own settings kept
