@@ -2,7 +2,8 @@
 
 - Runs every Python fence of every page (through :mod:`sitetools.runner`, cached) and shows
   what it printed right under it: no output on the site is typed by hand.
-- Renders the figures of :mod:`sitetools.figures` into ``figures/`` (light and dark).
+- Renders the figures of :mod:`sitetools.figures` into ``figures/`` (light and dark), and
+  puts its tables into the pages that name them (``<!-- gn-table: NAME -->``).
 - Generates ``corrections.md`` from the pages' ``!!! correction`` admonitions and gives
   each one an anchor.
 - Stamps each page with the versions its examples ran with, and loads Mermaid only on
@@ -146,6 +147,24 @@ def _figures(markdown: str, path: str) -> tuple[str, bool]:
     return _FIGURE_REF.sub(pair, markdown), used
 
 
+_TABLE_REF = re.compile(r"^(?P<indent>[ \t]*)<!-- gn-table: (?P<name>[^\s]+) -->[ \t]*$", re.MULTILINE)
+
+
+def _tables(markdown: str, path: str) -> tuple[str, bool]:
+    """Replace each ``<!-- gn-table: NAME -->`` line with the Markdown of that registered table."""
+    used = False
+
+    def insert(m: re.Match) -> str:
+        nonlocal used
+        name = m["name"]
+        if name not in figures.TABLES:
+            raise PluginError(f"{path}: no table named {name!r} is registered in sitetools/figures")
+        used = True
+        return "\n".join(m["indent"] + line if line else line for line in figures.render_table(name).splitlines())
+
+    return _TABLE_REF.sub(insert, markdown), used
+
+
 def _correction_anchors(markdown: str) -> str:
     found = corrections.find(markdown)
     if not found:
@@ -161,8 +180,9 @@ def on_page_markdown(markdown: str, page, config, files):
     page.meta["gn_mermaid"] = any(f.lang == "mermaid" for f in fences.parse_text(markdown, path))
     markdown, ran = _run_fences(markdown, path)
     markdown, has_figures = _figures(markdown, path)
+    markdown, has_tables = _tables(markdown, path)
     markdown = _correction_anchors(markdown)
-    if any(f.runs for f in fences.parse_text(markdown, path)) or has_figures:
+    if any(f.runs for f in fences.parse_text(markdown, path)) or has_figures or has_tables:
         page.meta["gn_stamp"] = config.extra["gn_versions"]
     if ran:
         log.info("gptnotes: %s: ran %d snippet chain(s)", path, ran)

@@ -68,6 +68,42 @@ def test_figures_exist_in_both_palettes(built_site: Path):
         assert light != dark, f"{name}: the dark variant is identical to the light one"
 
 
+def test_result_tables_are_html_tables_made_by_the_build(built_site: Path):
+    from sitetools import figures
+
+    figures.discover()
+    assert "bitnet-gpt-results" in figures.TABLES
+    for page in _pages(built_site):
+        assert "gn-table:" not in page.read_text(encoding="utf-8"), f"{page}: a table marker was not replaced"
+    html = (built_site / "concepts" / "bitnet" / "training" / "index.html").read_text(encoding="utf-8")
+    table = html[html.index("<table>"): html.index("</table>")]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]:
+        name, *numbers = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
+        rows[name] = numbers
+    assert list(rows) == ["Full precision", "BitNet b1.58, trained with BitLinear",
+                          "BitNet b1.58, integer inference path", "Full precision, ternarised after training"]
+    assert rows["BitNet b1.58, integer inference path"] == rows["BitNet b1.58, trained with BitLinear"]
+    fp_val, ptq_val = float(rows["Full precision"][1]), float(rows["Full precision, ternarised after training"][1])
+    assert fp_val < float(rows["BitNet b1.58, trained with BitLinear"][1]) < ptq_val  # what the page's prose says
+    gap = float(rows["Full precision, ternarised after training"][2])
+    assert abs(gap - (ptq_val - fp_val)) <= 0.0015  # the gap is computed before rounding
+
+
+def test_a_table_marker_is_replaced_and_an_unknown_name_fails_the_build(monkeypatch):
+    from mkdocs.exceptions import PluginError
+
+    from sitetools import figures, mkdocs_hooks
+
+    spec = figures.FigureSpec(name="demo", make=lambda: "| a | b |\n| - | - |\n| 1 | 2 |", module=__name__)
+    monkeypatch.setitem(figures.TABLES, "demo", spec)
+    text, used = mkdocs_hooks._tables("Before.\n\n    <!-- gn-table: demo -->\n\nAfter.\n", "docs/x.md")
+    assert used and text == "Before.\n\n    | a | b |\n    | - | - |\n    | 1 | 2 |\n\nAfter.\n"  # indented as the marker
+    assert mkdocs_hooks._tables("No table here.\n", "docs/x.md") == ("No table here.\n", False)
+    with pytest.raises(PluginError, match="no table named 'no-such-table'"):
+        mkdocs_hooks._tables("<!-- gn-table: no-such-table -->\n", "docs/x.md")
+
+
 def test_pages_with_examples_show_the_versions_they_ran_with(built_site: Path):
     import platform
 

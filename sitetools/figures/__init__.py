@@ -1,4 +1,4 @@
-"""The site's pictures, made from the gptnotes package at build time, never committed.
+"""The site's pictures and result tables, made from the gptnotes package at build time, never committed.
 
 A figure is a function registered with :func:`figure`. It receives a :class:`Theme` and
 returns a matplotlib ``Figure``; the build renders it twice, for Material's light and dark
@@ -7,8 +7,16 @@ plain Markdown image, and the build adds the dark twin::
 
     ![Softmax of the same logits at three temperatures](../figures/softmax-temperature.svg)
 
+A table is a function registered with :func:`table` that returns Markdown (a table, and a
+line or two about it): numbers that a reader should be able to select, search and hear read
+out belong in text, not in a picture. A page places it with a line of its own::
+
+    <!-- gn-table: bitnet-gpt-results -->
+
+and the build replaces that line with the Markdown (an unknown name fails the build).
+
 Modules of this package are discovered automatically: one module per concept, each
-registering its own figures. Renders are cached like snippet outputs.
+registering its own figures and tables. Renders are cached like snippet outputs.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class FigureSpec:
 
 
 FIGURES: dict[str, FigureSpec] = {}
+TABLES: dict[str, FigureSpec] = {}  # the same record: a name, a function, its module
 
 
 def figure(name: str) -> Callable:
@@ -79,8 +88,20 @@ def figure(name: str) -> Callable:
     return register
 
 
+def table(name: str) -> Callable:
+    """Register ``make() -> str`` (Markdown) as the table ``name``."""
+
+    def register(make: Callable) -> Callable:
+        if name in TABLES and TABLES[name].make.__qualname__ != make.__qualname__:
+            raise ValueError(f"table name {name!r} is registered twice")
+        TABLES[name] = FigureSpec(name=name, make=make, module=make.__module__)
+        return make
+
+    return register
+
+
 def discover() -> dict[str, FigureSpec]:
-    """Import every module of this package so that its figures register themselves."""
+    """Import every module of this package so that its figures and tables register themselves."""
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
     return FIGURES
@@ -119,7 +140,7 @@ def _style(theme: Theme) -> dict:
     }
 
 
-def _cache_key(spec: FigureSpec, theme: Theme) -> str:
+def _cache_key(spec: FigureSpec, variant: str) -> str:
     import matplotlib
 
     module = importlib.import_module(spec.module)
@@ -127,8 +148,20 @@ def _cache_key(spec: FigureSpec, theme: Theme) -> str:
     h.update(inspect.getsource(module).encode())
     h.update(inspect.getsource(sys.modules[__name__]).encode())
     h.update(matplotlib.__version__.encode())
-    h.update(f"{spec.name}:{theme}".encode())
+    h.update(f"{spec.name}:{variant}".encode())
     return h.hexdigest()
+
+
+def _cached(path, make: Callable[[], bytes], use_cache: bool) -> bytes:
+    if use_cache and path.is_file():
+        return path.read_bytes()
+    data = make()
+    if use_cache:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return data
 
 
 def render(name: str, theme: Theme, use_cache: bool = True) -> bytes:
@@ -139,21 +172,29 @@ def render(name: str, theme: Theme, use_cache: bool = True) -> bytes:
     import matplotlib.pyplot as plt
 
     spec = FIGURES[name]
-    path = CACHE_DIR / f"{_cache_key(spec, theme)}.svg"
-    if use_cache and path.is_file():
-        return path.read_bytes()
-    with matplotlib.rc_context(_style(theme)):
-        fig = spec.make(theme)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "GPT Notes"})
-        plt.close(fig)
-    data = buf.getvalue()
-    if use_cache:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    return data
+
+    def draw() -> bytes:
+        with matplotlib.rc_context(_style(theme)):
+            fig = spec.make(theme)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "GPT Notes"})
+            plt.close(fig)
+        return buf.getvalue()
+
+    return _cached(CACHE_DIR / f"{_cache_key(spec, str(theme))}.svg", draw, use_cache)
+
+
+def render_table(name: str, use_cache: bool = True) -> str:
+    """Return the Markdown of table ``name``."""
+    spec = TABLES[name]
+
+    def write() -> bytes:
+        text = spec.make()
+        if not isinstance(text, str) or "|" not in text:
+            raise ValueError(f"table {name!r} must return Markdown with a table, got {text!r:.80}")
+        return text.strip().encode("utf-8")
+
+    return _cached(CACHE_DIR / f"{_cache_key(spec, 'markdown')}.md", write, use_cache).decode("utf-8")
 
 
 def render_all(use_cache: bool = True) -> dict[str, bytes]:
@@ -162,4 +203,4 @@ def render_all(use_cache: bool = True) -> dict[str, bytes]:
     return {file_name(n, t): render(n, t, use_cache) for n in sorted(FIGURES) for t in THEMES}
 
 
-__all__ = ["Theme", "LIGHT", "DARK", "THEMES", "figure", "discover", "render", "render_all", "file_name"]
+__all__ = ["Theme", "LIGHT", "DARK", "THEMES", "figure", "table", "discover", "render", "render_all", "render_table", "file_name"]

@@ -14,7 +14,7 @@ import math
 import time
 from functools import lru_cache
 
-from sitetools.figures import Theme, figure
+from sitetools.figures import Theme, figure, table
 
 # --------------------------------------------------------------------------------------
 # The training run shared by the GPT figures
@@ -193,10 +193,8 @@ def gpt_loss(theme: Theme):
     return fig
 
 
-@figure("bitnet-gpt-results")
-def gpt_results(theme: Theme):
-    import matplotlib.pyplot as plt
-
+@table("bitnet-gpt-results")
+def gpt_results() -> str:
     run = gpt_run()
     res = run["results"]
     rows = [
@@ -206,29 +204,19 @@ def gpt_results(theme: Theme):
         ("Full precision, ternarised after training", res["ptq"]),
     ]
     base = res["fp"]["val"]
-    header = ("model", "train loss", "val loss", "val gap")
-    xs = (0.0, 0.69, 0.84, 1.0)  # left edge of column 0, right edges of the number columns
-    fig, ax = plt.subplots(figsize=(7.5, 2.6))
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(len(rows) + 2.0, -0.8)
-    ax.axis("off")
-    for col, text in enumerate(header):
-        ax.text(xs[col], 0, text, ha="left" if col == 0 else "right", va="center", fontweight="bold", color=theme.fg)
-    ax.plot([-0.02, 1.02], [0.5, 0.5], color=theme.muted, linewidth=1)
-    for i, (name, r) in enumerate(rows, start=1):
-        cells = (name, f"{r['train']:.3f}", f"{r['val']:.3f}", "—" if i == 1 else f"{r['val'] - base:+.3f}")
-        for col, text in enumerate(cells):
-            ax.text(xs[col], i, text, ha="left" if col == 0 else "right", va="center", color=theme.fg)
-    same = "the same logits, bit for bit" if run["same_logits"] else "DIFFERENT logits"
-    ax.text(
-        0.0, len(rows) + 1.25,
-        f"Same initial weights, same batches: {RUN['steps']} steps of batch {RUN['batch_size']}.\n"
-        f"Each loss: mean over the same {RUN['final_batches']} batches of {RUN['final_batch_size']} per split; "
-        "val gap = val loss − that of full precision.\n"
-        f"Integer path vs BitNet: {same}.",
-        ha="left", va="center", fontsize=8.5, color=theme.muted, linespacing=1.5,
-    )
-    return fig
+    lines = ["| model | train loss | val loss | val gap |", "| --- | ---: | ---: | ---: |"]
+    for i, (name, r) in enumerate(rows):
+        gap = "—" if i == 0 else f"{r['val'] - base:+.3f}"
+        lines.append(f"| {name} | {r['train']:.3f} | {r['val']:.3f} | {gap} |")
+    same = "the same logits, bit for bit" if run["same_logits"] else "**different** logits"
+    lines += [
+        "",
+        f"Same initial weights, same batches: {RUN['steps']} steps of batch {RUN['batch_size']}. "
+        f"Each loss is the mean over the same {RUN['final_batches']} batches of {RUN['final_batch_size']} "
+        "sequences per split; the val gap is the val loss minus that of full precision. "
+        f"Integer inference path against BitNet in eval mode: {same}.",
+    ]
+    return "\n".join(lines)
 
 
 @figure("bitnet-ternary-histogram")
