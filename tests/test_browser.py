@@ -10,7 +10,7 @@ that they are exactly the pages of the build), in a fresh browser context:
 - every code block has Material's copy button, aimed at that block;
 - every image loads (the other palette's twin included);
 - axe-core finds no WCAG 2 A/AA violation; colour contrast is checked, in light and in dark
-  mode, on the pages of CONTRAST, which hold every kind of element the site uses;
+  mode, on the pages of CONTRAST, which hold every kind of element the site uses (checked);
 - the header's toggle switches the palette (``data-md-color-scheme`` default <-> slate)
   and each figure switches between its light SVG and its ``-dark.svg`` twin;
 - what it transfers with an empty cache stays within a budget.
@@ -43,12 +43,14 @@ AXE_ALLOWED: list[browser.Allowed] = []
 SCREENSHOTS = {"": "home", "concepts/softmax/": "softmax"}
 
 # Pages whose colour contrast is checked, in both palettes. Contrast depends on the theme's
-# colour for each kind of element, not on the words, and axe's contrast rule is the slowest
-# check (1 to 2 s a page and palette); these pages hold every kind of element the site has:
-# prose, links, inline code, highlighted code and its output, maths, tabs, figures, a
-# Mermaid diagram, the correction, quote and example admonitions, tables, and the API
-# reference's signatures and parameter tables.
-CONTRAST = {"", "concepts/softmax/", "concepts/bitnet/", "api/gpt/", "corrections/"}
+# colour for each kind of element (a tag and its classes: prose, links, inline code, each
+# token class of highlighted code, maths, tabs, admonitions, tables, the API reference's
+# signatures, labels and symbols...), not on the words, and axe's contrast rule is the
+# slowest check (1 to 2 s a page and palette). Together these pages hold every kind of
+# element that any page's content has: a test checks that, and names the pages to add when
+# a new kind appears. The header, navigation and footer are the same on every page.
+CONTRAST = {"concepts/training/", "concepts/training-speed/", "concepts/bitnet/",
+            "api/embedding/", "api/training/", "api/distributed/"}
 
 # Budget of one page load with an empty cache, not counting two things that are large by
 # design: Mermaid (loaded only on pages with a diagram; it has a budget of its own, below)
@@ -104,6 +106,44 @@ def test_page_in_the_browser(path, built_site: Path, site_server: str, browser_c
 
 def test_the_contrast_sample_is_made_of_pages_of_the_site():
     assert CONTRAST <= set(PAGES), sorted(CONTRAST - set(PAGES))
+
+
+def _element_kinds(html: str) -> set[tuple[str, str]]:
+    """The kinds of element in a page's content (``<article>``): each tag with its classes."""
+    from html.parser import HTMLParser
+
+    class Kinds(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.kinds = 0, set()
+
+        def handle_starttag(self, tag, attrs):
+            self.inside += tag == "article"
+            if self.inside:
+                self.kinds.add((tag, " ".join(sorted((dict(attrs).get("class") or "").split()))))
+
+        def handle_endtag(self, tag):
+            self.inside -= tag == "article" and self.inside > 0
+
+    parser = Kinds()
+    parser.feed(html)
+    return parser.kinds
+
+
+def test_element_kinds_are_read_from_the_content_only():
+    html = ('<header class="md-header"><p class="x">h</p></header><article class="md-content__inner">'
+            '<p class="b a">t <span>s</span></p><img alt="i"></article><footer><em class="f">f</em></footer>')
+    assert _element_kinds(html) == {("article", "md-content__inner"), ("p", "a b"), ("span", ""), ("img", "")}
+
+
+def test_the_contrast_sample_holds_every_kind_of_element(built_site: Path):
+    kinds = {p: _element_kinds((built_site / p / "index.html").read_text(encoding="utf-8")) for p in PAGES}
+    sampled = set().union(*(kinds[p] for p in CONTRAST))
+    unchecked = set().union(*kinds.values()) - sampled
+    assert not unchecked, "kinds of element on no page of CONTRAST (add one of the pages listed):\n" + "\n".join(
+        f"  <{tag} class={cls!r}>: on {[p or 'home' for p in PAGES if (tag, cls) in kinds[p]][:4]}"
+        for tag, cls in sorted(unchecked)
+    )
 
 
 def test_the_pages_checked_are_the_pages_of_the_build(built_site: Path):
