@@ -127,24 +127,26 @@ def _run_fences(markdown: str, path: str) -> tuple[str, int]:
     return "\n".join(lines) + "\n", ran
 
 
+def _check_registered(registry: dict, kind: str, name: str, path: str) -> None:
+    if name not in registry:
+        raise PluginError(f"{path}: no {kind} named {name!r} is registered in sitetools/figures")
+
+
 def _figures(markdown: str, path: str) -> tuple[str, bool]:
-    used = False
+    """Show each figure's light SVG in the light palette and its dark twin in the dark one."""
 
     def pair(m: re.Match) -> str:
-        nonlocal used
-        name = m["name"]
-        if name not in figures.FIGURES:
-            raise PluginError(f"{path}: no figure named {name!r} is registered in sitetools/figures")
+        _check_registered(figures.FIGURES, "figure", m["name"], path)
         if not m["alt"].strip():
-            raise PluginError(f"{path}: the figure {name!r} needs alt text: ![what it shows](...)")
-        used = True
+            raise PluginError(f"{path}: the figure {m['name']!r} needs alt text: ![what it shows](...)")
         dark = m["path"][: -len(".svg")] + "-dark.svg"
         return (
             f'![{m["alt"]}]({m["path"]}#only-light){{.gn-figure loading=lazy}}'
             f'![{m["alt"]}]({dark}#only-dark){{.gn-figure loading=lazy}}'
         )
 
-    return _FIGURE_REF.sub(pair, markdown), used
+    markdown, count = _FIGURE_REF.subn(pair, markdown)
+    return markdown, count > 0
 
 
 _TABLE_REF = re.compile(r"^(?P<indent>[ \t]*)<!-- gn-table: (?P<name>[^\s]+) -->[ \t]*$", re.MULTILINE)
@@ -152,17 +154,13 @@ _TABLE_REF = re.compile(r"^(?P<indent>[ \t]*)<!-- gn-table: (?P<name>[^\s]+) -->
 
 def _tables(markdown: str, path: str) -> tuple[str, bool]:
     """Replace each ``<!-- gn-table: NAME -->`` line with the Markdown of that registered table."""
-    used = False
 
     def insert(m: re.Match) -> str:
-        nonlocal used
-        name = m["name"]
-        if name not in figures.TABLES:
-            raise PluginError(f"{path}: no table named {name!r} is registered in sitetools/figures")
-        used = True
-        return "\n".join(m["indent"] + line if line else line for line in figures.render_table(name).splitlines())
+        _check_registered(figures.TABLES, "table", m["name"], path)
+        return "\n".join(m["indent"] + line if line else line for line in figures.render_table(m["name"]).splitlines())
 
-    return _TABLE_REF.sub(insert, markdown), used
+    markdown, count = _TABLE_REF.subn(insert, markdown)
+    return markdown, count > 0
 
 
 def _correction_anchors(markdown: str) -> str:

@@ -76,28 +76,24 @@ FIGURES: dict[str, FigureSpec] = {}
 TABLES: dict[str, FigureSpec] = {}  # the same record: a name, a function, its module
 
 
-def figure(name: str) -> Callable:
-    """Register ``make(theme) -> matplotlib.figure.Figure`` as the figure ``name``."""
-
+def _registrar(registry: dict[str, FigureSpec], kind: str, name: str) -> Callable:
     def register(make: Callable) -> Callable:
-        if name in FIGURES and FIGURES[name].make.__qualname__ != make.__qualname__:
-            raise ValueError(f"figure name {name!r} is registered twice")
-        FIGURES[name] = FigureSpec(name=name, make=make, module=make.__module__)
+        if name in registry and registry[name].make.__qualname__ != make.__qualname__:
+            raise ValueError(f"{kind} name {name!r} is registered twice")
+        registry[name] = FigureSpec(name=name, make=make, module=make.__module__)
         return make
 
     return register
+
+
+def figure(name: str) -> Callable:
+    """Register ``make(theme) -> matplotlib.figure.Figure`` as the figure ``name``."""
+    return _registrar(FIGURES, "figure", name)
 
 
 def table(name: str) -> Callable:
     """Register ``make() -> str`` (Markdown) as the table ``name``."""
-
-    def register(make: Callable) -> Callable:
-        if name in TABLES and TABLES[name].make.__qualname__ != make.__qualname__:
-            raise ValueError(f"table name {name!r} is registered twice")
-        TABLES[name] = FigureSpec(name=name, make=make, module=make.__module__)
-        return make
-
-    return register
+    return _registrar(TABLES, "table", name)
 
 
 def discover() -> dict[str, FigureSpec]:
