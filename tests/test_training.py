@@ -410,6 +410,36 @@ def test_compiled_model_gives_the_eager_losses_and_gradients(monkeypatch):
     torch._dynamo.reset()
 
 
+def test_a_copy_made_inside_compiled_runs_eagerly(monkeypatch):
+    import copy
+
+    calls = []
+    real_compile = torch.compile
+
+    def counting_compile(fn, **kw):
+        compiled_fn = real_compile(fn, backend="aot_eager", **kw)
+
+        def run(*args):
+            calls.append(args[0])  # the model it ran
+            return compiled_fn(*args)
+        return run
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    torch._dynamo.reset()
+    tok, tr, _ = _data()
+    model = GPTLanguageModel(tok.vocab_size, block_size=8, n_embd=16, n_head=2, n_layer=1)
+    x, y = get_batch(tr, 8, 4, generator=torch.Generator().manual_seed(0))
+    with compiled(model) as status:
+        copies = [copy.deepcopy(model), model.to_fused()]
+        for m in [*copies, model]:
+            m(x, y)[1].backward()
+    assert status.active and calls == [model]  # only the model given to compiled() ran compiled
+    for m in copies:
+        m(x, y)[1].backward()  # and after the block, nothing of it is left in the copies
+    assert calls == [model]
+    torch._dynamo.reset()
+
+
 def test_compiled_needs_a_gpt_model():
     with pytest.raises(TypeError, match="model"):
         with compiled(BigramLanguageModel(5)):

@@ -33,6 +33,7 @@ import pickle
 import platform
 import tempfile
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -548,11 +549,13 @@ class _CompiledForward:
     the output layer and the loss) as one graph, with the model's weights as its inputs.
     Calls without gradients (evaluation, generation) stay eager: compiling them would only
     add warm-up. If the first compiled call fails, the failure is reported once and the model
-    runs eagerly from then on.
+    runs eagerly from then on. It serves only the model it was made for: a copy of that model
+    (``copy.deepcopy``, ``to_fused``) carries it along but runs eagerly.
     """
 
-    def __init__(self, status: CompileStatus) -> None:
+    def __init__(self, status: CompileStatus, model: GPTLanguageModel) -> None:
         self.status = status
+        self.model = weakref.ref(model)
         with warnings.catch_warnings():  # importing Inductor trips deprecations inside torch itself
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
             self.fn = torch.compile(_call_forward, dynamic=False)
@@ -561,7 +564,7 @@ class _CompiledForward:
     def __call__(
         self, model: GPTLanguageModel, idx: torch.Tensor, targets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if not self.status.active or not torch.is_grad_enabled():
+        if not self.status.active or not torch.is_grad_enabled() or model is not self.model():
             return _call_forward(model, idx, targets)  # (B, T, V), loss
         if self.proven:
             return self.fn(model, idx, targets)
@@ -627,7 +630,7 @@ def compiled(model: GPTLanguageModel) -> Iterator[CompileStatus]:
     with contextlib.ExitStack() as stack:
         if status.active:
             stack.enter_context(_recompute_cheap_masks())
-            model._run_forward = _CompiledForward(status)
+            model._run_forward = _CompiledForward(status, model)
         try:
             yield status
         finally:
