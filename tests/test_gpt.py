@@ -7,9 +7,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from gptnotes import (
+    layer_norm,
     Block,
     CausalSelfAttention,
     FeedForward,
@@ -489,3 +492,69 @@ def test_fused_attention_calls_its_layers_so_that_they_can_be_replaced():
     after = model(idx)[0]
     hook.remove()
     assert calls == [1] and not torch.allclose(before, after, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------
+# layer_norm from scratch against torch.nn.LayerNorm
+# ---------------------------------------------------------------------------------------
+
+
+@given(seed=st.integers(0, 10_000), shape=st.lists(st.integers(1, 6), min_size=0, max_size=2),
+       C=st.integers(2, 96), log_scale=st.integers(-3, 3), eps=st.sampled_from([1e-5, 1e-3, 0.1]))
+@settings(max_examples=40, deadline=None)
+def test_layer_norm_equals_torch_values_and_gradients(seed, shape, C, log_scale, eps):
+    g = torch.Generator().manual_seed(seed)
+    # an offset and a spread of the same size (a constant input is tested on its own, below)
+    x = (torch.randn(*shape, C, generator=g, dtype=torch.float64) + torch.randn(1, generator=g)) * 10.0**log_scale
+    ln = nn.LayerNorm(C, eps=eps, dtype=torch.float64)
+    with torch.no_grad():
+        ln.weight.normal_(generator=g)
+        ln.bias.normal_(generator=g)
+    # float64, where rounding is negligible: the same values and the same gradients
+    x.requires_grad_()
+    ours, theirs = layer_norm(x, ln.weight, ln.bias, eps=eps), ln(x)
+    assert ours.shape == theirs.shape == x.shape
+    assert torch.allclose(ours, theirs, atol=1e-9, rtol=1e-9)
+    up = torch.randn(theirs.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((ours * up).sum(), (x, ln.weight, ln.bias))
+    ref = torch.autograd.grad((theirs * up).sum(), (x, ln.weight, ln.bias))
+    for name, a, b in zip(("x", "weight", "bias"), grads, ref):
+        assert torch.allclose(a, b, atol=1e-7, rtol=1e-6), name
+    # float32, as a model runs it: the same values up to float32 rounding
+    x32, w32, b32 = x.detach().float(), ln.weight.detach().float(), ln.bias.detach().float()
+    expected = F.layer_norm(x32, (C,), w32, b32, eps)
+    assert torch.allclose(layer_norm(x32, w32, b32, eps=eps), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_layer_norm_without_weight_and_bias_standardises_each_position():
+    torch.manual_seed(0)
+    x = 5 + 3 * torch.randn(4, 7, 32)
+    y = layer_norm(x)
+    assert torch.allclose(y, F.layer_norm(x, (32,)), atol=1e-5)
+    assert y.mean(-1).abs().max() < 1e-5 and (y.var(-1, unbiased=False) - 1).abs().max() < 1e-3
+    assert torch.equal(layer_norm(x[:1]), y[:1])  # per position: the rest of the batch plays no part
+    constant = layer_norm(torch.full((2, 8), 3.0))  # no spread: eps keeps it finite, all zeros
+    assert torch.equal(constant, torch.zeros(2, 8))
+
+
+def test_layer_norm_errors_name_the_argument():
+    x = torch.randn(2, 4)
+    with pytest.raises(TypeError, match="x"):
+        layer_norm(torch.ones(2, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match="x"):
+        layer_norm([1.0, 2.0])
+    with pytest.raises(ValueError, match="x"):
+        layer_norm(torch.tensor(1.0))
+    with pytest.raises(ValueError, match="x"):
+        layer_norm(torch.ones(3, 0))
+    with pytest.raises(ValueError, match=r"weight must have shape \(C,\) = \(4,\)"):
+        layer_norm(x, torch.ones(3))
+    with pytest.raises(ValueError, match="bias"):
+        layer_norm(x, torch.ones(4), torch.zeros(2, 4))
+    with pytest.raises(TypeError, match="weight"):
+        layer_norm(x, torch.ones(4, dtype=torch.long))
+    for eps in (0.0, -1e-5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="eps"):
+            layer_norm(x, eps=eps)
+    with pytest.raises(TypeError, match="eps"):
+        layer_norm(x, eps="1e-5")

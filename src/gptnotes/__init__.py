@@ -61,7 +61,7 @@ from gptnotes.embedding import (
     toy_word_embeddings,
     train_next_token_embeddings,
 )
-from gptnotes.gpt import Block, FeedForward, GPTConfig, GPTLanguageModel
+from gptnotes.gpt import Block, FeedForward, GPTConfig, GPTLanguageModel, layer_norm
 from gptnotes.inspect import (
     count_parameters,
     format_millions,
@@ -138,6 +138,7 @@ __all__ = [
     "format_parameter_table",
     "get_batch",
     "int8_matmul",
+    "layer_norm",
     "load_checkpoint",
     "load_corpus",
     "load_text",

@@ -22,14 +22,88 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gptnotes._checks import check_positive_int, check_probability, check_targets, check_token_ids
+from gptnotes._checks import (
+    check_float_tensor,
+    check_positive_finite,
+    check_positive_int,
+    check_probability,
+    check_targets,
+    check_token_ids,
+)
 from gptnotes.attention import CausalSelfAttention, MultiHeadAttention
 from gptnotes.bigram import _generate
 from gptnotes.linear import Linear
 
-__all__ = ["FeedForward", "Block", "GPTConfig", "GPTLanguageModel"]
+__all__ = ["layer_norm", "FeedForward", "Block", "GPTConfig", "GPTLanguageModel"]
 
 ATTENTION_KINDS = ("heads", "fused")
+
+
+def layer_norm(
+    x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None, eps: float = 1e-5
+) -> torch.Tensor:
+    r"""Layer normalisation of the last dimension, from scratch: what `torch.nn.LayerNorm` computes.
+
+    Each position's \(C\) numbers are standardised with their own mean and variance, then
+    scaled by ``weight`` (\(\gamma\)) and shifted by ``bias`` (\(\beta\)):
+
+    $$
+    y = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} \, \gamma + \beta, \qquad
+    \mu = \frac{1}{C} \sum_{c} x_c, \quad \sigma^2 = \frac{1}{C} \sum_{c} (x_c - \mu)^2
+    $$
+
+    The variance divides by \(C\), not \(C - 1\). The statistics never mix positions or
+    sequences, so a batch of one, training and evaluation all compute the same thing (unlike
+    batch norm). Equal to ``torch.nn.LayerNorm(C, eps=eps)`` with the same ``weight`` and
+    ``bias``, up to float rounding, gradients included.
+
+    Args:
+        x: Floating-point tensor whose last dimension is normalised, e.g. ``(B, T, C)``.
+        weight: The gain \(\gamma\), ``(C,)``; ``None`` for ones.
+        bias: The shift \(\beta\), ``(C,)``; ``None`` for zeros.
+        eps: Added to the variance before the square root; a positive, finite number.
+
+    Shape:
+        - x: ``(*, C)``, e.g. ``(B, T, C)``; weight, bias: ``(C,)``.
+        - Output: the shape of ``x``.
+
+    Returns:
+        The normalised tensor.
+
+    Raises:
+        TypeError: If ``x``, ``weight`` or ``bias`` is not a floating-point tensor, or ``eps``
+            is not a number.
+        ValueError: If ``x`` is 0-D or empty along C, ``weight`` or ``bias`` does not have
+            shape ``(C,)``, or ``eps`` is not positive and finite.
+
+    Examples:
+        >>> import torch
+        >>> from gptnotes import layer_norm
+        >>> x = torch.tensor([[1.0, 2.0, 3.0, 6.0]])     # mean 3, variance 3.5
+        >>> [round(v, 4) for v in layer_norm(x)[0].tolist()]
+        [-1.069, -0.5345, 0.0, 1.6036]
+        >>> ln = torch.nn.LayerNorm(4)
+        >>> torch.allclose(layer_norm(x, ln.weight, ln.bias), ln(x))
+        True
+    """
+    check_float_tensor(x, "x")
+    if x.dim() == 0 or x.shape[-1] == 0:
+        raise ValueError(f"x must have a non-empty last dimension C to normalise, got shape {tuple(x.shape)}")
+    eps = check_positive_finite(eps, "eps")
+    C = x.shape[-1]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None:
+            check_float_tensor(p, name)
+            if tuple(p.shape) != (C,):
+                raise ValueError(f"{name} must have shape (C,) = ({C},) for x of shape {tuple(x.shape)}, got {tuple(p.shape)}")
+    mean = x.mean(dim=-1, keepdim=True)  # (*, 1)
+    var = (x - mean).pow(2).mean(dim=-1, keepdim=True)  # (*, 1): divided by C
+    y = (x - mean) / torch.sqrt(var + eps)  # (*, C): mean 0, variance about 1 per position
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
 
 
 class FeedForward(nn.Module):
