@@ -105,9 +105,14 @@ def check_float_tensor(value: object, name: str, ndim: int | tuple[int, ...] | N
 
 
 def check_token_ids(idx: object, vocab_size: int, name: str = "idx", ndim: int | tuple[int, ...] | None = None) -> torch.Tensor:
-    """Check that ``idx`` is an integer tensor whose values lie in ``[0, vocab_size)``."""
+    """Check that ``idx`` is an integer tensor whose values lie in ``[0, vocab_size)``.
+
+    Returns it as ``torch.long`` (itself if it already is): embedding tables and
+    ``F.cross_entropy`` take no narrower integer type, and a reader's ids may come as uint8.
+    """
     check_int_tensor(idx, name, ndim)
     assert isinstance(idx, torch.Tensor)
+    idx = idx.long()
     if idx.numel() > 0:
         low, high = int(idx.min()), int(idx.max())
         if low < 0 or high >= vocab_size:

@@ -230,8 +230,9 @@ def causal_attention(
         The output, or ``(output, weights)`` if ``return_weights``.
 
     Raises:
-        TypeError: If an input is not a floating-point tensor.
-        ValueError: If the shapes do not fit together.
+        TypeError: If an input is not a floating-point tensor, the three dtypes differ, or
+            ``return_weights`` is not a bool.
+        ValueError: If the shapes do not fit together, or T or the head size is 0.
 
     Examples:
         >>> import torch
@@ -255,9 +256,16 @@ def causal_attention(
         raise ValueError(f"k must have the shape of q {tuple(q.shape)}, got {tuple(k.shape)}")
     if v.shape[:-1] != q.shape[:-1]:
         raise ValueError(f"v must have the shape of q except the last dimension {tuple(q.shape[:-1])}, got {tuple(v.shape)}")
+    for name, t in (("k", k), ("v", v)):
+        if t.dtype != q.dtype:
+            raise TypeError(f"{name} must have the dtype of q ({q.dtype}), got {t.dtype}; convert with .to()")
+    if not isinstance(return_weights, bool):
+        raise TypeError(f"return_weights must be True or False, got {type(return_weights).__name__}")
     T, head_size = q.shape[-2], q.shape[-1]
     if T == 0:
         raise ValueError(f"q must hold at least one position (T >= 1), got shape {tuple(q.shape)}")
+    if head_size == 0:
+        raise ValueError(f"q and k must have a head size of at least 1 (their last dimension), got shape {tuple(q.shape)}")
     scores = q @ k.transpose(-2, -1) * head_size**-0.5  # (*, T, hs) @ (*, hs, T) -> (*, T, T)
     scores = scores.masked_fill(~causal_mask(T, device=q.device), float("-inf"))
     wei = softmax(scores, dim=-1)  # (*, T, T)

@@ -64,13 +64,13 @@ def _generate(
     Feeds the last ``context_size`` tokens of every row to ``model``, samples the next token
     from the logits at the last position and appends it; ``max_new_tokens`` times.
     """
-    check_token_ids(idx, vocab_size, "idx", ndim=2)
+    idx = check_token_ids(idx, vocab_size, "idx", ndim=2)
     max_new_tokens = check_nonnegative_int(max_new_tokens, "max_new_tokens")
     temperature = check_positive_finite(temperature, "temperature")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    if idx.shape[1] == 0:
-        raise ValueError(f"idx must hold at least one token per row to continue from, got shape {tuple(idx.shape)}")
+    if idx.shape[0] == 0 or idx.shape[1] == 0:
+        raise ValueError(f"idx must hold at least one row of at least one token to continue from, got shape {tuple(idx.shape)}")
     for _ in range(max_new_tokens):
         logits, _ = model(idx[:, -context_size:])  # (B, T', C)
         next_id = sample_next_token(logits[:, -1, :], temperature, generator)  # (B, 1)
@@ -144,14 +144,16 @@ class BigramLanguageModel(nn.Module):
 
         Raises:
             TypeError: If ``idx`` or ``targets`` is not an integer tensor.
-            ValueError: If ``idx`` is not 2-D, holds ids outside the vocabulary, or ``targets``
+            ValueError: If ``idx`` is not 2-D, is empty, holds ids outside the vocabulary, or ``targets``
                 does not have the shape of ``idx``.
         """
-        check_token_ids(idx, self.vocab_size, "idx", ndim=2)
+        idx = check_token_ids(idx, self.vocab_size, "idx", ndim=2)
+        if idx.numel() == 0:
+            raise ValueError(f"idx must hold at least one token, got shape {tuple(idx.shape)}")
         logits = self.token_embedding_table(idx)  # (B, T, C)
         if targets is None:
             return logits, None
-        check_targets(targets, idx, self.vocab_size)
+        targets = check_targets(targets, idx, self.vocab_size)
         B, T, C = logits.shape
         # F.cross_entropy wants the classes in dimension 1: one row of C logits per example.
         loss = F.cross_entropy(logits.view(B * T, C), targets.reshape(B * T))

@@ -604,7 +604,7 @@ class BinaryLinear(Linear):
         return self.weight.sign().clamp(-1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_features(x, self.in_features)
+        check_finite(self._check_input(x), "input")
         w = self.quantized_weight()  # (C_out, C_in)
         if self.ste:
             w = straight_through(self.weight, w)
@@ -672,7 +672,7 @@ class ThresholdTernaryLinear(Linear):
         return torch.where(w.abs() < self.threshold, torch.zeros_like(w), w).sign()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_features(x, self.in_features)
+        check_finite(self._check_input(x), "input")
         return F.linear(x, self.quantized_weight(), self.bias)  # (*, C_out)
 
     def extra_repr(self) -> str:
@@ -780,7 +780,7 @@ class BitLinear(Linear):
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_features(x, self.in_features)
+        check_finite(self._check_input(x), "input")
         check_finite(self.weight, "weight")
         x_n = self.norm(x)  # (*, C_in)
         codes, s = activation_quant(x_n)  # (*, C_in) int8, (*, 1)

@@ -111,8 +111,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
     text = load_text(args.file)
     out = Path(args.out)
+    if args.out == "" or out.is_dir():
+        raise UserError(f"--out must name a checkpoint file, got {args.out!r}, which is a folder")
     if not out.parent.is_dir():
         raise UserError(f"--out: the folder {str(out.parent)!r} does not exist")
+    _check_seed(args.seed)
     batch_size = args.batch_size
     if args.resume:
         if _given_sizes(args):
@@ -124,6 +127,8 @@ def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
         if CharTokenizer(text).chars != tokenizer.chars:
             raise UserError(f"{args.file!r} does not have the vocabulary of the checkpoint {str(out)!r}: resume on the same text")
         saved_batch = ckpt.extra.get("batch_size", 16)
+        if isinstance(saved_batch, bool) or not isinstance(saved_batch, int) or saved_batch < 1:
+            raise UserError(f"{str(out)!r} holds a batch size of {saved_batch!r}, not a positive integer: it is damaged")
         if batch_size is not None and batch_size != saved_batch:
             raise UserError(f"--batch-size {batch_size} differs from the checkpoint's {saved_batch}")
         batch_size = saved_batch
@@ -164,6 +169,11 @@ def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
     _report(state, first_new_eval)
     save_checkpoint(out, model, state, tokenizer=tokenizer, extra={"batch_size": batch_size})
     say(f"saved {str(out)!r} after step {state.step}")
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
 
 
 def _printer(ctx: DistributedContext):
@@ -233,6 +243,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
             raise UserError(f"--prompt: {err}") from None
     else:
         start = [tok.encode("\n")[0] if "\n" in tok.chars else 0]
+    _check_seed(args.seed)
     generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
     model.eval()
     idx = torch.tensor([start], dtype=torch.long)
@@ -265,11 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         total: 58,817 parameters (0.058817 M parameters)
         0
     """
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed the usage line and the problem (or --help)
+        return exit_.code if isinstance(exit_.code, int) else 2
     commands = {"train": _cmd_train, "generate": _cmd_generate, "params": _cmd_params}
     try:
         commands[args.command](args)
-    except (UserError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as err:
+    except (UserError, OSError, ValueError, FloatingPointError) as err:
+        # FloatingPointError: the loss diverged (train says at which step and what to lower)
         message = str(err).removeprefix("path: ")
         print(f"gptnotes {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ $$
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gptnotes._checks import (
+    check_finite,
     check_float_tensor,
     check_positive_finite,
     check_positive_int,
@@ -213,6 +215,8 @@ def _check_pair(a: object, b: object) -> tuple[torch.Tensor, torch.Tensor]:
             f"b must have the same last dimension as a (the vector length C), "
             f"got shapes {tuple(a.shape)} and {tuple(b.shape)}"
         )
+    if a.shape[-1] == 0:
+        raise ValueError(f"a and b must be vectors of at least one number, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     try:
         torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
@@ -243,8 +247,8 @@ def dot_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Raises:
         TypeError: If ``a`` or ``b`` is not a floating-point tensor.
-        ValueError: If either is 0-D, the last dimensions differ, or the shapes do not
-            broadcast.
+        ValueError: If either is 0-D or empty along C, the last dimensions differ, or the
+            shapes do not broadcast.
 
     Examples:
         >>> import torch
@@ -332,8 +336,9 @@ def nearest(
     Raises:
         TypeError: If ``query``/``table`` are not float tensors, ``k`` not an int or
             ``exclude`` holds a non-int.
-        ValueError: If the shapes do not fit, an excluded id is outside ``[0, V)``, or
-            ``k`` is larger than the number of candidates.
+        ValueError: If the shapes do not fit or are empty, ``query`` holds NaN or infinity,
+            an excluded id is outside ``[0, V)``, or ``k`` is larger than the number of
+            candidates.
 
     Examples:
         >>> import torch
@@ -351,6 +356,9 @@ def nearest(
         raise ValueError(
             f"query must have length C={table.shape[1]} (the columns of table), got {query.shape[0]}"
         )
+    if query.shape[0] == 0 or table.shape[0] == 0:
+        raise ValueError(f"query and table must not be empty, got shapes {tuple(query.shape)} and {tuple(table.shape)}")
+    check_finite(query, "query")
     k = check_positive_int(k, "k")
     banned = []
     for i in exclude:
@@ -596,7 +604,8 @@ def train_next_token_embeddings(
     Raises:
         TypeError: If ``data`` is not an integer tensor or a number has the wrong type.
         ValueError: If ``data`` is not 1-D, has fewer than 2 tokens or ids outside
-            ``[0, V)``, or a size or rate is out of range.
+            ``[0, V)``, a size or rate is out of range, or ``seed`` does not fit in 64 bits.
+        FloatingPointError: If the loss becomes NaN or infinite (the learning rate is too high).
 
     Examples:
         >>> from gptnotes import cosine_similarity, toy_next_word_data, train_next_token_embeddings
@@ -623,6 +632,8 @@ def train_next_token_embeddings(
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"seed must fit in 64 bits (what torch.manual_seed takes), got {seed}")
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -637,6 +648,8 @@ def train_next_token_embeddings(
         logits = head(embedding(x))                            # (N-1, V)
         loss = F.cross_entropy(logits, y)
         losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(f"the loss became {losses[-1]} at step {len(losses) - 1}; lower lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

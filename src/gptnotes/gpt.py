@@ -30,7 +30,7 @@ from gptnotes._checks import (
     check_targets,
     check_token_ids,
 )
-from gptnotes.attention import CausalSelfAttention, MultiHeadAttention
+from gptnotes.attention import CausalSelfAttention, MultiHeadAttention, _check_input
 from gptnotes.bigram import _generate
 from gptnotes.linear import Linear
 
@@ -183,9 +183,11 @@ class Block(nn.Module):
         ln1, ln2: `torch.nn.LayerNorm` over C.
 
     Raises:
-        TypeError: If a size is not an integer.
+        TypeError: If a size is not an integer; in ``forward``, if ``x`` is not a
+            floating-point tensor.
         ValueError: If ``n_embd`` is not divisible by ``n_head``, a size is not positive, or
-            ``attention`` is unknown.
+            ``attention`` is unknown; in ``forward``, if ``x`` is not ``(B, T, n_embd)`` with
+            ``T <= block_size``.
 
     Examples:
         >>> import torch
@@ -212,6 +214,7 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.sa.n_embd, self.sa.block_size)  # before the layer norm sees it
         x = x + self.sa(self.ln1(x))  # (B, T, C)
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
         return x
@@ -373,8 +376,9 @@ class GPTLanguageModel(nn.Module):
         return cls(**asdict(config))
 
     def _check_idx(self, idx: object) -> torch.Tensor:
-        check_token_ids(idx, self.config.vocab_size, "idx", ndim=2)
-        assert isinstance(idx, torch.Tensor)
+        idx = check_token_ids(idx, self.config.vocab_size, "idx", ndim=2)
+        if idx.shape[0] == 0:
+            raise ValueError(f"idx must hold at least one sequence, got shape {tuple(idx.shape)}")
         T = idx.shape[1]
         if T > self.config.block_size:
             raise ValueError(
@@ -412,7 +416,7 @@ class GPTLanguageModel(nn.Module):
             >>> bool(torch.equal(x[0, 0], x[0, 1]))            # differs by its position
             False
         """
-        self._check_idx(idx)
+        idx = self._check_idx(idx)
         return self._embed(idx)
 
     def _embed(self, idx: torch.Tensor) -> torch.Tensor:
@@ -452,9 +456,9 @@ class GPTLanguageModel(nn.Module):
             >>> tuple(logits.shape), tuple(loss.shape)
             ((1, 3, 5), ())
         """
-        self._check_idx(idx)
+        idx = self._check_idx(idx)
         if targets is not None:
-            check_targets(targets, idx, self.config.vocab_size)
+            targets = check_targets(targets, idx, self.config.vocab_size)
         return self._run_forward(self, idx, targets)
 
     def _forward(

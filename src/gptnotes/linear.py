@@ -87,8 +87,10 @@ class Linear(nn.Module):
                 bias_bound = 1 / math.sqrt(self.in_features)
                 self.bias.uniform_(-bias_bound, bias_bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _check_input(self, x: object) -> torch.Tensor:
+        """The input checks of ``forward``, shared with the layers built on this one."""
         check_float_tensor(x, "input")
+        assert isinstance(x, torch.Tensor)
         if x.dtype != self.weight.dtype:
             raise TypeError(
                 f"input must have the dtype of the weight ({self.weight.dtype}), got {x.dtype}; "
@@ -99,6 +101,10 @@ class Linear(nn.Module):
                 f"input must have last dimension in_features={self.in_features}, "
                 f"got shape {tuple(x.shape)}"
             )
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
         y = x @ self.weight.T
         if self.bias is not None:
             y = y + self.bias

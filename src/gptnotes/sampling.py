@@ -79,7 +79,9 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float, dim: int 
     ``temperature < 1`` sharpens the distribution towards the largest logit (the limit
     ``T -> 0`` is the argmax, a one-hot vector); ``temperature > 1`` flattens it (the limit
     ``T -> infinity`` is uniform); ``temperature = 1`` is plain softmax. The order of the
-    probabilities never changes, only how far apart they are.
+    probabilities never changes, only how far apart they are. The largest logit is
+    subtracted before the division (which changes nothing mathematically), so even a
+    temperature of ``1e-40`` gives the one-hot limit instead of overflowing.
 
     Args:
         logits: Floating-point tensor, e.g. ``(B, C)``.
@@ -109,7 +111,10 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float, dim: int 
     """
     temperature = check_positive_finite(temperature, "temperature")
     _check_logits(logits, dim)
-    return softmax(logits / temperature, dim=dim)
+    # Subtract the largest logit before dividing (the same softmax, as in `softmax`): then no
+    # temperature, however small, can overflow the division; the others go to -inf, exp to 0.
+    shifted = logits - logits.amax(dim=dim, keepdim=True)
+    return softmax(shifted / temperature, dim=dim)
 
 
 def sample_next_token(
@@ -153,6 +158,8 @@ def sample_next_token(
     temperature = check_positive_finite(temperature, "temperature")
     check_float_tensor(logits, "logits", ndim=(1, 2))
     _check_logits(logits, -1)
+    if logits.numel() == 0:
+        raise ValueError(f"logits must hold at least one row to sample from, got shape {tuple(logits.shape)}")
     if bool(torch.isnan(logits).any()) or bool(torch.isposinf(logits).any()):
         raise ValueError("logits must not hold NaN or +inf (only -inf, for masked tokens, is allowed)")
     if bool(torch.isneginf(logits).all(dim=-1).any()):

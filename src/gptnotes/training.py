@@ -98,6 +98,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         >>> net.training, net[1].training
         (True, True)
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
@@ -247,6 +249,18 @@ class TrainState:
     history: TrainHistory = field(default_factory=TrainHistory)
 
 
+def _check_optimizer_of(optimizer: object, model: nn.Module) -> None:
+    """Raise unless ``optimizer`` updates exactly the parameters of ``model``."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"state.optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    theirs = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if theirs != {id(p) for p in model.parameters()}:
+        raise ValueError(
+            "state.optimizer does not update the parameters of model: build it from this model "
+            "(make_optimizer(model)), or pass state=None for a new run"
+        )
+
+
 def make_optimizer(model: nn.Module, lr: float = 1e-3) -> torch.optim.AdamW:
     """Return the optimizer [`train`][gptnotes.training.train] uses: AdamW, PyTorch's defaults besides ``lr``, fused.
 
@@ -389,8 +403,10 @@ def train(
     Raises:
         TypeError: If an argument has the wrong type.
         ValueError: If a number is not positive, ``block_size`` exceeds the model's, the
-            data is shorter than ``block_size + 1``, or ``batch_size`` is not divisible by
-            the number of processes.
+            data is shorter than ``block_size + 1``, ``batch_size`` is not divisible by
+            the number of processes, or ``state.optimizer`` does not update ``model``'s
+            parameters.
+        FloatingPointError: If the training loss becomes NaN or infinite (lower ``lr``).
 
     Examples:
         >>> import torch
@@ -433,6 +449,8 @@ def train(
         state = TrainState(optimizer=make_optimizer(model, lr), seed=seed)
     elif not isinstance(state, TrainState):
         raise TypeError(f"state must be a TrainState or None, got {type(state).__name__}")
+    else:
+        _check_optimizer_of(state.optimizer, model)
 
     def evaluate(at_step: int) -> None:
         g = torch.Generator().manual_seed(_step_seed(state.seed, at_step, _EVAL_STREAM))
@@ -728,7 +746,10 @@ def save_checkpoint(
         extra: Other plain values to keep (numbers, strings, lists, dicts of them).
 
     Raises:
-        TypeError: If ``model`` is not one of the two model classes.
+        TypeError: If ``model`` is not one of the two model classes, ``path`` is not a str or
+            path, or ``extra`` holds something other than plain values.
+        ValueError: If ``path`` is empty or names a folder.
+        FileNotFoundError: If the folder of ``path`` does not exist.
         OSError: If the file cannot be written.
 
     Examples:
@@ -747,6 +768,10 @@ def save_checkpoint(
         raise TypeError(f"state must be a TrainState or None, got {type(state).__name__}")
     if tokenizer is not None and not isinstance(tokenizer, CharTokenizer):
         raise TypeError(f"tokenizer must be a CharTokenizer or None, got {type(tokenizer).__name__}")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise TypeError(f"extra must be a dict of plain values or None, got {type(extra).__name__}")
+    _check_plain(dict(extra or {}), "extra")
+    path = _checkpoint_path(path)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -764,7 +789,6 @@ def save_checkpoint(
         "vocab": None if tokenizer is None else list(tokenizer.chars),
         "extra": dict(extra or {}),
     }
-    path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -777,6 +801,39 @@ def save_checkpoint(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _check_plain(value: object, name: str) -> None:
+    """Raise unless ``value`` is made of what ``torch.load(weights_only=True)`` reads back."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{name}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{name} must have str keys, got {type(key).__name__} {key!r}")
+            _check_plain(item, f"{name}[{key!r}]")
+        return
+    raise TypeError(
+        f"{name} must hold plain values (numbers, strings, lists and dicts of them), got {type(value).__name__}: "
+        "a checkpoint is loaded with weights_only=True, which refuses other objects"
+    )
+
+
+def _checkpoint_path(path: object) -> Path:
+    """``path`` as a Path to a file that can be written: its folder exists, it is not a folder."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
+    p = Path(path)
+    if str(path) == "" or p.is_dir():
+        raise ValueError(f"path must name a file, got {str(path)!r}, which is a folder")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"path: the folder {str(folder)!r} of {str(p)!r} does not exist")
+    return p
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -793,9 +850,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         optimizer holding the saved moments and learning rate, the tokenizer, and ``extra``.
 
     Raises:
+        TypeError: If ``path`` is not a str or path.
         FileNotFoundError: If there is no file at ``path``.
         ValueError: If the file is not a readable gptnotes checkpoint (corrupt, truncated, of
-            another program, or of another format version).
+            another program, or of another format version; a vocabulary that does not fit the
+            model, or ``extra`` that is not a dict).
 
     Examples:
         >>> import os, tempfile, torch
@@ -809,6 +868,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         >>> ckpt.model.config.n_embd, ckpt.state.step, ckpt.tokenizer is None
         (8, 3, True)
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no such checkpoint file: {str(p)!r}")
@@ -851,6 +912,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         tokenizer = None if vocab is None else CharTokenizer("".join(vocab))
         if tokenizer is not None and tokenizer.chars != list(vocab):
             raise ValueError("the saved vocabulary is not a sorted list of distinct characters")
+        vocab_size = model.config.vocab_size if isinstance(model, GPTLanguageModel) else model.vocab_size
+        if tokenizer is not None and tokenizer.vocab_size != vocab_size:
+            raise ValueError(f"the vocabulary has {tokenizer.vocab_size} characters, the model {vocab_size} tokens")
+        extra = payload["extra"]
+        if not isinstance(extra, dict):
+            raise TypeError(f"extra must be a dict, got {type(extra).__name__}")
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"path: {str(p)!r} is a damaged gptnotes checkpoint ({type(err).__name__}: {err})") from None
-    return Checkpoint(model=model, state=state, tokenizer=tokenizer, extra=dict(payload["extra"]))
+    return Checkpoint(model=model, state=state, tokenizer=tokenizer, extra=dict(extra))
