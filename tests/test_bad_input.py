@@ -125,6 +125,21 @@ def test_causal_attention_checks_dtypes_head_size_and_flags():
         causal_attention(q, q, q, return_weights="no")
 
 
+def test_bitnet_helpers_check_shapes_dtypes_and_the_stored_scale():
+    from gptnotes import BitLinearInference, entropy_bits, straight_through, tensor_entropy_bits, weight_memory_report
+
+    with pytest.raises(ValueError, match="q must have the shape of x"):
+        straight_through(torch.randn(3), torch.randn(4))
+    with pytest.raises(TypeError, match="values must hold real numbers"):
+        tensor_entropy_bits(torch.tensor([1 + 1j, 2 + 0j]))
+    with pytest.raises(TypeError, match="probs must hold real numbers"):
+        entropy_bits(torch.tensor([1 + 0j]))
+    with pytest.raises(ValueError, match="2-D"):
+        weight_memory_report(torch.randn(5))
+    with pytest.raises(ValueError, match="scale must be finite in float32"):
+        BitLinearInference(torch.tensor([[1, 0, -1]], dtype=torch.int8), 1e300, torch.ones(3))
+
+
 # --- embeddings ----------------------------------------------------------------------------
 
 

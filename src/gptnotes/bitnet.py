@@ -98,7 +98,7 @@ def entropy_bits(probs: torch.Tensor | Sequence[float]) -> float:
         The entropy in bits, a Python float.
 
     Raises:
-        TypeError: If ``probs`` is not a tensor or a sequence of numbers.
+        TypeError: If ``probs`` is not a tensor or a sequence of real numbers.
         ValueError: If ``probs`` is empty, not 1-D, negative, not finite, or does not sum to 1.
 
     Examples:
@@ -109,6 +109,8 @@ def entropy_bits(probs: torch.Tensor | Sequence[float]) -> float:
         (1.0, 0.0)
     """
     if isinstance(probs, torch.Tensor):
+        if probs.is_complex():
+            raise TypeError(f"probs must hold real numbers, got dtype {probs.dtype}")
         p = probs.detach().to(torch.float64)
     elif isinstance(probs, (str, bytes)) or not isinstance(probs, Sequence):
         raise TypeError(f"probs must be a tensor or a sequence of numbers, got {type(probs).__name__}")
@@ -146,7 +148,7 @@ def tensor_entropy_bits(values: torch.Tensor) -> float:
         The entropy of the value frequencies in bits, a Python float.
 
     Raises:
-        TypeError: If ``values`` is not a tensor.
+        TypeError: If ``values`` is not a tensor of real numbers.
         ValueError: If ``values`` is empty or holds NaN or infinity.
 
     Examples:
@@ -158,6 +160,8 @@ def tensor_entropy_bits(values: torch.Tensor) -> float:
         1.585
     """
     check_tensor(values, "values")
+    if values.is_complex():
+        raise TypeError(f"values must hold real numbers, got dtype {values.dtype}")
     if values.numel() == 0:
         raise ValueError("values must have at least one element")
     check_finite(values, "values")
@@ -201,6 +205,7 @@ def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
     Raises:
         TypeError: If ``x`` or ``q`` is not a tensor.
+        ValueError: If ``q`` does not have the shape of ``x``.
 
     Examples:
         >>> import torch
@@ -215,6 +220,8 @@ def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """
     check_tensor(x, "x")
     check_tensor(q, "q")
+    if q.shape != x.shape:
+        raise ValueError(f"q must have the shape of x {tuple(x.shape)} (it replaces x's values), got {tuple(q.shape)}")
     return q.detach() + (x - x.detach())
 
 
@@ -832,7 +839,8 @@ class BitLinearInference(nn.Module):
     Raises:
         TypeError: If an argument has the wrong type or dtype.
         ValueError: If ``ternary`` holds other values than -1, 0, +1, the shapes do not fit,
-            a value is not finite, or the input's last dimension is wrong.
+            a value is not finite (``scale`` in float32, where it is stored), or the
+            input's last dimension is wrong.
 
     Examples:
         >>> import torch
@@ -860,6 +868,8 @@ class BitLinearInference(nn.Module):
         if bool((ternary.abs() > 1).any()):
             raise ValueError("ternary must hold only -1, 0 and 1")
         gamma = check_positive_finite(scale, "scale")
+        if not math.isfinite(float(torch.tensor(gamma, dtype=torch.float32))):
+            raise ValueError(f"scale must be finite in float32 (the dtype it is stored in), got {gamma!r}")
         check_float_tensor(norm_weight, "norm_weight", ndim=1)
         check_finite(norm_weight, "norm_weight")
         if norm_weight.shape[0] != ternary.shape[1]:
@@ -1148,7 +1158,7 @@ def weight_memory_report(layer: nn.Module | torch.Tensor) -> dict[str, int]:
 
     Raises:
         TypeError: If ``layer`` has no floating-point ``weight``.
-        ValueError: If the weight is empty or not finite.
+        ValueError: If the weight is not 2-D, is empty or is not finite.
 
     Examples:
         >>> import torch
@@ -1162,7 +1172,7 @@ def weight_memory_report(layer: nn.Module | torch.Tensor) -> dict[str, int]:
         weight = getattr(layer, "weight", None)
         if not isinstance(weight, torch.Tensor):
             raise TypeError(f"layer must be a tensor or a module with a weight tensor, got {type(layer).__name__}")
-    check_float_tensor(weight, "layer.weight")
+    check_float_tensor(weight, "layer.weight", ndim=2)
     weight = weight.detach()
     ternary, gamma = weight_quant(weight)
     gamma32 = gamma.to(torch.float32)
