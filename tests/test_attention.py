@@ -399,3 +399,21 @@ def test_multi_head_errors():
         CausalSelfAttention(16, 4, 4, 8)(torch.randn(1, 9, 16))
     with pytest.raises(TypeError, match="dtype of the weight"):
         CausalSelfAttention(16, 4, 4, 8)(torch.randn(1, 3, 16, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
+# silently with NaN or an empty tensor)
+# ---------------------------------------------------------------------------------------
+
+
+def test_causal_attention_checks_dtypes_head_size_and_flags():
+    q = torch.randn(2, 4, 3)
+    with pytest.raises(ValueError, match="head size"):
+        causal_attention(torch.randn(2, 4, 0), torch.randn(2, 4, 0), q)
+    with pytest.raises(TypeError, match="k must have the dtype of q"):
+        causal_attention(q, q.double(), q)
+    with pytest.raises(TypeError, match="v must have the dtype of q"):
+        causal_attention(q, q, q.double())
+    with pytest.raises(TypeError, match="return_weights"):
+        causal_attention(q, q, q, return_weights="no")

@@ -344,3 +344,26 @@ def test_count_model_and_fit_errors():
         fit_to_counts(torch.nn.Linear(2, 2), torch.ones(3, 3), steps=2)
     with pytest.raises(ValueError, match="steps"):
         fit_to_counts(_model(3), torch.ones(3, 3), steps=0)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
+# silently with NaN or an empty tensor)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+def test_token_ids_of_any_integer_dtype_are_taken_as_long(dtype):
+    model = _model()
+    ids, nxt = torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]])
+    assert torch.equal(model(ids.to(dtype), nxt.to(dtype))[1], model(ids, nxt)[1])
+    assert model.generate(ids.to(dtype), 2).dtype == torch.long
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 0)])
+def test_an_empty_batch_is_refused_not_answered_with_nan(shape):
+    empty = torch.zeros(shape, dtype=torch.long)
+    with pytest.raises(ValueError, match="idx"):
+        _model()(empty, empty)
+    with pytest.raises(ValueError, match="idx"):
+        _model().generate(empty, 2)

@@ -859,3 +859,31 @@ def test_property_tests_draw_repeatable_examples_unless_told_to_explore():
     exploring = os.environ.get("HYPOTHESIS_PROFILE") == "explore"
     assert HYP.derandomize is not exploring
     assert HYP.max_examples == 30 and HYP.deadline is None  # this module's own settings kept
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
+# silently with NaN or an empty tensor)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", [BinaryLinear, ThresholdTernaryLinear, BitLinear])
+def test_bitnet_layers_share_linears_input_check(layer):
+    torch.manual_seed(0)
+    with pytest.raises(TypeError, match="input must have the dtype of the weight"):
+        layer(3, 2)(torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="in_features=3"):
+        layer(3, 2)(torch.randn(2, 4))
+
+
+def test_bitnet_helpers_check_shapes_dtypes_and_the_stored_scale():
+    with pytest.raises(ValueError, match="q must have the shape of x"):
+        straight_through(torch.randn(3), torch.randn(4))
+    with pytest.raises(TypeError, match="values must hold real numbers"):
+        tensor_entropy_bits(torch.tensor([1 + 1j, 2 + 0j]))
+    with pytest.raises(TypeError, match="probs must hold real numbers"):
+        entropy_bits(torch.tensor([1 + 0j]))
+    with pytest.raises(ValueError, match="2-D"):
+        weight_memory_report(torch.randn(5))
+    with pytest.raises(ValueError, match="scale must be finite in float32"):
+        BitLinearInference(torch.tensor([[1, 0, -1]], dtype=torch.int8), 1e300, torch.ones(3))

@@ -451,3 +451,27 @@ def test_training_errors(kwargs, exc, name):
     args = {"data": torch.tensor([0, 1, 2, 1]), "vocab_size": 10, **kwargs}
     with pytest.raises(exc, match=name):
         train_next_token_embeddings(**args)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
+# silently with NaN or an empty tensor)
+# ---------------------------------------------------------------------------------------
+
+
+def test_similarities_of_empty_vectors_are_refused_not_zero():
+    for fn in (dot_similarity, cosine_similarity):
+        with pytest.raises(ValueError, match="at least one number"):
+            fn(torch.randn(0), torch.randn(0))
+    with pytest.raises(ValueError, match="empty"):
+        nearest(torch.zeros(0), torch.zeros(5, 0))
+    with pytest.raises(ValueError, match="query must be finite"):
+        nearest(torch.full((3,), float("nan")), torch.randn(4, 3), k=2)
+
+
+def test_learned_embeddings_check_the_seed_and_a_diverging_loss():
+    data = torch.tensor([0, 1, 2, 1, 0])
+    with pytest.raises(ValueError, match="seed"):
+        train_next_token_embeddings(data, 3, steps=2, seed=2**70)
+    with pytest.raises(FloatingPointError, match="lower lr"):
+        train_next_token_embeddings(data, 3, steps=5, lr=1e30)

@@ -558,3 +558,52 @@ def test_layer_norm_errors_name_the_argument():
             layer_norm(x, eps=eps)
     with pytest.raises(TypeError, match="eps"):
         layer_norm(x, eps="1e-5")
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
+# silently with NaN or an empty tensor)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+@pytest.mark.parametrize("attention", ["heads", "fused"])
+def test_token_ids_of_any_integer_dtype_are_taken_as_long(dtype, attention):
+    model = _gpt(attention=attention)
+    ids, nxt = torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]])
+    _, want = model(ids, nxt)
+    _, got = model(ids.to(dtype), nxt.to(dtype))
+    assert torch.equal(got, want)
+    out = model.generate(ids.to(dtype), 2, generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.long and out.shape == (1, 5)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 0)])
+def test_an_empty_batch_is_refused_not_answered_with_nan(shape):
+    empty = torch.zeros(shape, dtype=torch.long)
+    with pytest.raises(ValueError, match="idx"):
+        _gpt()(empty, empty)
+    with pytest.raises(ValueError, match="idx"):
+        _gpt().generate(empty, 2)
+
+
+def test_generate_at_a_tiny_temperature_takes_the_argmax():
+    model = _gpt().eval()
+    idx = torch.tensor([[1, 2]])
+    out = model.generate(idx, 3, temperature=1e-45)  # 1 / T overflows float32: no error
+    greedy = idx
+    with torch.no_grad():
+        for _ in range(3):
+            greedy = torch.cat((greedy, model(greedy)[0][:, -1].argmax(-1, keepdim=True)), dim=1)
+    assert torch.equal(out, greedy)
+
+
+@pytest.mark.parametrize("x, error, word", [
+    (torch.randn(1, 3, 5), ValueError, "n_embd=8"),
+    (torch.ones(1, 3, 8, dtype=torch.long), TypeError, "floating-point"),
+    (torch.randn(1, 9, 8), ValueError, "block_size=4"),
+    (torch.randn(3, 8), ValueError, "3-D"),
+])
+def test_a_block_checks_its_input_before_the_layer_norm(x, error, word):
+    with pytest.raises(error, match=word):
+        Block(8, 2, 4)(x)

@@ -166,3 +166,30 @@ def test_cold_sampling_is_greedy():
     logits = torch.randn(50, 10, generator=torch.Generator().manual_seed(2))
     draws = sample_next_token(logits, temperature=1e-4, generator=torch.Generator().manual_seed(3))
     assert torch.equal(draws.squeeze(1), logits.argmax(-1))
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
+# silently with NaN or an empty tensor)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 1e-45])
+def test_a_tiny_temperature_reaches_the_argmax_instead_of_overflowing(temperature):
+    z = torch.tensor([1.0, 2.0, 3.0])
+    assert torch.equal(softmax_with_temperature(z, temperature), torch.tensor([0.0, 0.0, 1.0]))
+    assert sample_next_token(z, temperature).item() == 2
+    assert sample_next_token(torch.tensor([3e38, 0.0]), 0.1).item() == 0  # z / T would overflow
+    assert sample_next_token(torch.tensor([60000.0, 0.0], dtype=torch.float16), 0.5).item() == 0
+
+
+def test_softmax_with_temperature_is_unchanged_by_subtracting_the_maximum():
+    z = torch.randn(5, 7, generator=torch.Generator().manual_seed(0)) * 4
+    for t in (0.3, 1.0, 2.5):
+        torch.testing.assert_close(softmax_with_temperature(z, t), torch.softmax(z / t, dim=-1))
+    assert softmax_with_temperature(torch.tensor([[1.0, -math.inf, 3.0]]), 0.5)[0, 1].item() == 0.0
+
+
+def test_sampling_from_no_rows_is_refused():
+    with pytest.raises(ValueError, match="logits"):
+        sample_next_token(torch.zeros(0, 3))

@@ -453,3 +453,60 @@ def test_train_needs_a_batch_that_the_processes_can_share(monkeypatch):
     monkeypatch.setattr(training, "rank_and_world_size", lambda: (1, 3))
     with pytest.raises(ValueError, match="batch_size=4 must be divisible by the number of processes \\(3\\)"):
         train(_gpt(), tr, steps=1, **KW)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
+# silently with NaN or an empty tensor)
+# ---------------------------------------------------------------------------------------
+
+
+def test_eval_mode_needs_a_module():
+    with pytest.raises(TypeError, match="model"):
+        with eval_mode(5):
+            pass
+
+
+def test_train_refuses_an_optimizer_of_other_parameters():
+    _, tr, _ = _data()
+    model = _gpt()
+    with pytest.raises(ValueError, match="state.optimizer does not update the parameters of model"):
+        train(model, tr, steps=2, state=TrainState(optimizer=make_optimizer(nn.Linear(2, 2))), **KW)
+    with pytest.raises(TypeError, match="state.optimizer"):
+        train(model, tr, steps=2, state=TrainState(optimizer=5), **KW)
+
+
+def test_save_checkpoint_refuses_what_it_could_not_load_back(tmp_path):
+    model = _gpt()
+    with pytest.raises(TypeError, match=r"extra\['o'\] must hold plain values"):
+        save_checkpoint(tmp_path / "a.pt", model, extra={"o": object()})
+    with pytest.raises(TypeError, match="extra"):
+        save_checkpoint(tmp_path / "a.pt", model, extra=5)
+    with pytest.raises(TypeError, match="path"):
+        save_checkpoint(5, model)
+    with pytest.raises(ValueError, match="path"):
+        save_checkpoint(tmp_path, model)  # a folder
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_checkpoint(tmp_path / "nope" / "a.pt", model)
+    with pytest.raises(TypeError, match="path"):
+        load_checkpoint(None)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    save_checkpoint(tmp_path / "ok.pt", model, extra={"batch_size": 16, "notes": ["a", 1.5, None]})
+    assert load_checkpoint(tmp_path / "ok.pt").extra == {"batch_size": 16, "notes": ["a", 1.5, None]}
+
+
+@pytest.mark.parametrize("damage", ["no extra", "extra not a dict", "vocabulary of another size"])
+def test_load_checkpoint_calls_a_damaged_file_damaged(tmp_path, damage):
+    tok, _, _ = _data()
+    model = _gpt()
+    text = "abc" if damage.startswith("vocabulary") else "".join(tok.chars)
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, model, tokenizer=CharTokenizer(text))
+    payload = torch.load(path, weights_only=True)
+    if damage == "no extra":
+        del payload["extra"]
+    elif damage == "extra not a dict":
+        payload["extra"] = [1, 2]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="damaged"):
+        load_checkpoint(path)
