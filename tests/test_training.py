@@ -510,3 +510,10 @@ def test_load_checkpoint_calls_a_damaged_file_damaged(tmp_path, damage):
     torch.save(payload, path)
     with pytest.raises(ValueError, match="damaged"):
         load_checkpoint(path)
+
+
+def test_train_and_estimate_loss_name_a_model_that_takes_no_targets():
+    _, tr, _ = _data()
+    for call in (lambda m: train(m, tr, steps=2, **KW), lambda m: estimate_loss(m, {"val": tr}, 8, 4, 1)):
+        with pytest.raises(TypeError, match=r"model must be called as model\(x, y\)"):
+            call(nn.Linear(4, 4))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import inspect
 import math
 import os
 import pickle
@@ -109,6 +110,21 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = was_training
 
 
+def _check_language_model(model: object) -> None:
+    """Raise unless ``model`` is a module that can be called as ``model(x, y)``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    try:
+        inspect.signature(model.forward).bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"model must be called as model(x, y) -> (logits, loss), as the language models of gptnotes are; "
+            f"{type(model).__name__}.forward{inspect.signature(model.forward)} does not take (x, y)"
+        ) from None
+    except ValueError:  # no signature to read (a C extension): the first call will tell
+        pass
+
+
 @torch.no_grad()
 def estimate_loss(
     model: nn.Module,
@@ -142,7 +158,8 @@ def estimate_loss(
         ``{name: mean loss}`` (Python floats, nats per token), in the order of ``splits``.
 
     Raises:
-        TypeError: If ``splits`` is not a mapping of integer tensors, or a size not an integer.
+        TypeError: If ``model`` is not a module called as ``model(x, y)``, ``splits`` is not a
+            mapping of integer tensors, or a size not an integer.
         ValueError: If ``splits`` is empty, a size is not positive, or a split is shorter
             than ``block_size + 1``.
 
@@ -157,8 +174,7 @@ def estimate_loss(
         >>> sorted(losses), model.training            # back in training mode
         (['train', 'val'], True)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_language_model(model)
     if not isinstance(splits, Mapping):
         raise TypeError(f"splits must be a mapping of names to token tensors, got {type(splits).__name__}")
     if not splits:
@@ -401,7 +417,8 @@ def train(
         The updated [`TrainState`][gptnotes.training.TrainState] (step, optimizer and history of the whole run).
 
     Raises:
-        TypeError: If an argument has the wrong type.
+        TypeError: If an argument has the wrong type, or ``model`` cannot be called as
+            ``model(x, y)``.
         ValueError: If a number is not positive, ``block_size`` exceeds the model's, the
             data is shorter than ``block_size + 1``, ``batch_size`` is not divisible by
             the number of processes, or ``state.optimizer`` does not update ``model``'s
@@ -420,8 +437,7 @@ def train(
         >>> state.history.losses[-1] < state.history.losses[0] / 4
         True
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_language_model(model)
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
     block_size = check_positive_int(block_size, "block_size")
