@@ -176,6 +176,7 @@ class Visit:
     http_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     finished: list = field(default_factory=list)  # playwright Request objects that completed
+    search_meta: str = ""  # the result count the last search() showed, for messages
     problems_loading: list[str] = field(default_factory=list)
 
     @property
@@ -561,7 +562,11 @@ _SEARCH_RESULTS_JS = """() => ({
 
 
 def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
-    """Type ``query`` into the search box; returns the result pages (paths from the root)."""
+    """Type ``query`` into the search box; returns the result pages (paths from the root).
+
+    The answer is read once the result count is shown and that many results are listed (or
+    ``timeout_s`` has passed); the count is kept in ``visit.search_meta`` for messages.
+    """
     page = visit.page
     box = page.locator("input.md-search__input")
     box.click()
@@ -585,6 +590,7 @@ def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
         wrap.evaluate("el => { el.scrollTop = el.scrollHeight }")
         page.wait_for_timeout(50)
         result = page.evaluate(_SEARCH_RESULTS_JS)
+    visit.search_meta = f"{result['meta']!r}, {result['items']} listed"
     paths = []
     for href in result["links"]:
         p = href.split("#")[0].split("?")[0]
@@ -600,13 +606,17 @@ def search_problems(visit: Visit, cases: Iterable[tuple[str, str]]) -> list[str]
     for query, path in cases:
         wanted.setdefault(query, []).append(path)
     out = []
-    for query, paths in wanted.items():  # one search per query
-        try:
-            found = search(visit, query)
-        except Exception as err:  # noqa: BLE001 - a search that never answers is the problem
-            out.append(f"searching {query!r} did not answer: {err}")
-            continue
-        out += [f"searching {query!r} does not find {p or '/'} (found: {found})" for p in paths if p not in found]
+    for query, paths in wanted.items():  # one search per query, and one more if it misses
+        found: list[str] = []
+        for attempt in range(2):  # on a loaded machine the result list can lag behind the box
+            try:
+                found = search(visit, query, timeout_s=10.0 * (attempt + 1))
+            except Exception as err:  # noqa: BLE001 - a search that never answers is the problem
+                found, visit.search_meta = [], f"no answer: {err}"
+            if all(p in found for p in paths):
+                break
+        out += [f"searching {query!r} does not find {p or '/'} (found: {found}; result count {visit.search_meta})"
+                for p in paths if p not in found]
     visit.page.keyboard.press("Escape")  # close the search again
     return out
 
