@@ -805,8 +805,7 @@ def save_checkpoint(
         "vocab": None if tokenizer is None else list(tokenizer.chars),
         "extra": dict(extra or {}),
     }
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # checked above
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -846,9 +845,8 @@ def _checkpoint_path(path: object) -> Path:
     p = Path(path)
     if str(path) == "" or p.is_dir():
         raise ValueError(f"path must name a file, got {str(path)!r}, which is a folder")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"path: the folder {str(folder)!r} of {str(p)!r} does not exist")
+    if not p.parent.is_dir():  # Path("a.pt").parent is Path(".")
+        raise FileNotFoundError(f"path: the folder {str(p.parent)!r} of {str(p)!r} does not exist")
     return p
 
 
