@@ -5,5 +5,5 @@
 - :mod:`sitetools.runner` runs a chain the way a reader would and records what each fence prints.
 - :mod:`sitetools.figures` makes the site's pictures from the gptnotes package.
 - :mod:`sitetools.mkdocs_hooks` ties them into the MkDocs build (outputs under snippets,
-  figures, the corrections page, the version stamp).
+  figures, the page of common misconceptions, the version stamp).
 """

@@ -702,3 +702,91 @@ def _screenshot(visit: Visit, stem: Path, palette: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     visit.page.screenshot(path=str(out), full_page=True, animations="disabled")
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Reading comfort: what a reader sees without expanding anything, code that scrolls
+# sideways, figure text too small to read
+# --------------------------------------------------------------------------------------
+
+# Code blocks: the scrolling element is Material's ``pre > code``. Figures: the smallest
+# text of an SVG figure as the reader sees it, in CSS px: its font size in the SVG's user
+# units times the rendered width over the viewBox width.
+_READING_JS = r"""async () => {
+  const article = document.querySelector("article") || document.body;
+  const shown = el => el.getClientRects().length > 0;
+  const inPre = n => n.parentElement && n.parentElement.closest("pre, .headerlink, .gn-stamp");
+  // 1. What is visible before anything is expanded.
+  let words = 0;
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (inPre(n) || !n.parentElement || !shown(n.parentElement)) continue;
+    words += (n.textContent.match(/[^\s]+/g) || []).length;
+  }
+  const programs = [...article.querySelectorAll("div.language-python pre")].filter(shown).length;
+  const closedDetails = [...article.querySelectorAll("details")].filter(d => !d.open);
+  const closed = closedDetails.map(d => ({
+    classes: d.className,
+    title: (d.querySelector("summary") || {}).textContent || "",
+  }));
+  const openDetails = [...article.querySelectorAll("details.misconception")].filter(d => d.open)
+    .map(d => (d.querySelector("summary") || {}).textContent || "");
+  // 2. Open every collapsed block and show every tab, then measure code and figures.
+  closedDetails.forEach(d => { d.open = true; });
+  const style = document.createElement("style");
+  style.textContent = ".tabbed-block { display: block !important; }";
+  document.head.appendChild(style);
+  const overflowing = [];
+  for (const code of article.querySelectorAll("pre > code")) {
+    if (!shown(code)) continue;
+    if (code.scrollWidth > code.clientWidth + 1) {
+      const first = code.textContent.split("\n").reduce((a, b) => b.length > a.length ? b : a, "");
+      overflowing.push({by: code.scrollWidth - code.clientWidth, line: first.slice(0, 100)});
+    }
+  }
+  const figures = [];
+  for (const img of article.querySelectorAll("img")) {
+    if (!shown(img) || !/\.svg(#|$)/.test(img.getAttribute("src") || "")) continue;
+    const svg = new DOMParser().parseFromString(await (await fetch(img.src)).text(), "image/svg+xml");
+    const root = svg.documentElement;
+    const vb = (root.getAttribute("viewBox") || "").split(/[\s,]+/).map(Number);
+    const vbw = vb.length === 4 ? vb[2] : parseFloat(root.getAttribute("width"));
+    let smallest = Infinity;
+    for (const t of svg.querySelectorAll("text")) {
+      const m = /font-size:\s*([\d.]+)/.exec(t.getAttribute("style") || "") || [null, t.getAttribute("font-size")];
+      const size = parseFloat(m[1]);
+      if (size > 0 && t.textContent.trim()) smallest = Math.min(smallest, size);
+    }
+    if (smallest === Infinity) continue;
+    const width = img.getBoundingClientRect().width;
+    figures.push({src: img.getAttribute("src"), px: smallest * width / vbw, width});
+  }
+  closedDetails.forEach(d => { d.open = false; });
+  style.remove();
+  return {words, programs, closed, openMisconceptions: openDetails, overflowing, figures};
+}"""
+
+
+@dataclass
+class Reading:
+    """What one page offers a reader at one width (see :func:`reading`)."""
+
+    path: str
+    width: int
+    core_words: int                 # words of prose visible without expanding anything
+    core_programs: int              # Python blocks visible without expanding anything
+    collapsed: list[dict]           # each closed <details>: classes and title
+    open_misconceptions: list[str]  # misconception boxes that are open on arrival
+    overflowing: list[dict]         # code blocks that scroll sideways (collapsed ones opened)
+    figures: list[dict]             # each SVG figure: src, smallest text in CSS px, width
+
+    @property
+    def smallest_figure_text(self) -> float | None:
+        return min((f["px"] for f in self.figures), default=None)
+
+
+def reading(visit: Visit, width: int) -> Reading:
+    """Measure what a reader sees on an open page (its viewport ``width`` wide)."""
+    r = visit.page.evaluate(_READING_JS)
+    return Reading(visit.path, width, r["words"], r["programs"], r["closed"], r["openMisconceptions"],
+                   r["overflowing"], r["figures"])

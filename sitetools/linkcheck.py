@@ -1,7 +1,7 @@
 """Check the links and the static structure of a built site, offline.
 
 MkDocs' strict build validates the links written in Markdown; this reads the final HTML,
-so it also covers raw HTML, templates, generated pages (corrections, API pages) and the
+so it also covers raw HTML, templates, generated pages (misconceptions, API pages) and the
 search index. For every HTML file of the site:
 
 - every internal reference resolves to a file of the site: ``href`` (links, stylesheets,

@@ -4,7 +4,7 @@
   what it printed right under it: no output on the site is typed by hand.
 - Renders the figures of :mod:`sitetools.figures` into ``figures/`` (light and dark), and
   puts its tables into the pages that name them (``<!-- gn-table: NAME -->``).
-- Generates ``corrections.md`` from the pages' ``!!! correction`` admonitions and gives
+- Generates ``misconceptions.md`` from the pages' ``??? misconception`` boxes and gives
   each one an anchor.
 - Stamps each page with the versions its examples ran with, and loads Mermaid only on
   pages that have a diagram.
@@ -27,12 +27,12 @@ if str(ROOT) not in sys.path:
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
 
-from sitetools import corrections, fences, figures, htmlfix, runner  # noqa: E402
+from sitetools import fences, figures, htmlfix, misconceptions, runner  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.gptnotes")
 
 _FIGURE_REF = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<path>[^)\s]*?figures/(?P<name>[a-z0-9][a-z0-9-]*)\.svg)\)(?P<attrs>\{[^}]*\})?")
-_GENERATED = "corrections.md"
+_GENERATED = misconceptions.PAGE
 GENERATED_PAGES = (_GENERATED,)  # pages made by the build, with no file under docs/
 
 
@@ -75,7 +75,7 @@ def on_files(files: Files, config) -> Files:
     for name, data in figures.render_all().items():
         files.append(File.generated(config, f"figures/{name}", content=data))
     order = _nav_order(config)
-    files.append(File.generated(config, _GENERATED, content=corrections.render_page(config.docs_dir, order)))
+    files.append(File.generated(config, _GENERATED, content=misconceptions.render_page(config.docs_dir, order)))
     log.info("gptnotes: %d figure files in %.1f s", len(figures.FIGURES) * len(figures.THEMES), time.perf_counter() - t0)
     return files
 
@@ -163,8 +163,8 @@ def _tables(markdown: str, path: str) -> tuple[str, bool]:
     return markdown, count > 0
 
 
-def _correction_anchors(markdown: str) -> str:
-    found = corrections.find(markdown)
+def _misconception_anchors(markdown: str) -> str:
+    found = misconceptions.find(markdown)
     if not found:
         return markdown
     lines = markdown.splitlines()
@@ -179,7 +179,7 @@ def on_page_markdown(markdown: str, page, config, files):
     markdown, ran = _run_fences(markdown, path)
     markdown, has_figures = _figures(markdown, path)
     markdown, has_tables = _tables(markdown, path)
-    markdown = _correction_anchors(markdown)
+    markdown = _misconception_anchors(markdown)
     if any(f.runs for f in fences.parse_text(markdown, path)) or has_figures or has_tables:
         page.meta["gn_stamp"] = config.extra["gn_versions"]
     if ran:

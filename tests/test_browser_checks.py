@@ -9,7 +9,7 @@ on every real page). The copies live in a copy of the build in a temporary direc
 their own local server: the build itself is never modified.
 
 Bases: the softmax page (formulas, a Mermaid diagram, figures, code blocks) where the fault
-needs them; else the small corrections page, which loads the same scripts but no Mermaid.
+needs them; else the small misconceptions page, which loads the same scripts but no Mermaid.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sitetools import browser
 pytestmark = [pytest.mark.site, pytest.mark.browser]
 
 RICH = "concepts/softmax/index.html"  # crafted copies go to concepts/<name>/ (same depth)
-SMALL = "corrections/index.html"  # crafted copies go to crafted-<name>/ (same depth)
+SMALL = "misconceptions/index.html"  # crafted copies go to crafted-<name>/ (same depth)
 ARTICLE = '<article class="md-content__inner md-typeset">'
 
 

@@ -100,3 +100,28 @@ def test_unknown_fence_flags_are_rejected():
     for fs in _scan().values():
         for f in fs:
             assert f.flags <= known, f"{f.where}: unknown fence flag(s) {sorted(f.flags - known)}"
+
+
+# Material's content column shows about 80 characters of code at 1280 px (with both
+# sidebars); a longer line makes its block scroll sideways. The browser tests measure the
+# built pages (outputs included); this test names the offending source lines at once.
+MAX_CODE_LINE = 80
+
+
+def long_lines(fence: fences.Fence, limit: int = MAX_CODE_LINE) -> list[str]:
+    return [f"{fence.where} (+{i}): {len(line)} characters" for i, line in enumerate(fence.code.splitlines())
+            if len(line) > limit]
+
+
+def test_no_code_line_is_wider_than_the_content_column():
+    wide = [w for p in markdown_files() if rel(p).startswith("docs/")
+            for f in fences.parse_text(p.read_text(encoding="utf-8"), rel(p)) if f.lang != "mermaid"
+            for w in long_lines(f)]
+    assert not wide, f"{len(wide)} code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(wide)
+
+
+def test_the_line_length_check_finds_a_long_line():
+    page = "```{.python}\nfrom gptnotes import softmax\nx = '" + "a" * 80 + "'\nassert x\n```\n"
+    (fence,) = fences.parse_text(page, "crafted.md")
+    assert long_lines(fence) == ["crafted.md:1 (+1): 86 characters"]
+    assert long_lines(fence, limit=86) == []

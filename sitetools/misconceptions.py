@@ -1,0 +1,99 @@
+"""Collect the site's "common misconceptions" boxes and generate the page that lists them.
+
+A concept page gathers, under its heading ``## Common misconceptions``, one collapsed box per
+misconception: a custom admonition whose title names the tempting idea and whose body says
+what is true and holds the program that proves it::
+
+    ??? misconception "`nn.Linear(10, 5)` stores a `[10, 5]` weight"
+
+        It is tempting to think ...; in fact ..., and this program shows it:
+
+        ```{.python}
+        ...
+        ```
+
+The build gives each box an anchor (``misconception-<slug of the title>``) and generates
+``misconceptions.md``, which lists them all grouped by concept, each linking to its box.
+Titles keep their inline code (``get_batch`` keeps its underscore in the link).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+KIND = "misconception"
+PAGE = "misconceptions.md"
+_MARK = re.compile(
+    r'^(?P<indent>[ \t]*)(?P<marker>!!!|\?\?\?\+?)[ \t]+' + '(?P<kind>' + KIND + r'|correction)(?:[ \t]+[\w-]+)*[ \t]+"(?P<title>[^"]+)"[ \t]*$'
+)
+_HEADING = re.compile(r"^#\s+(?P<title>.+?)\s*#*\s*$", re.M)
+
+
+@dataclass(frozen=True)
+class Misconception:
+    line: int  # 0-based index of the admonition line
+    indent: str
+    marker: str  # "???" (collapsed), "???+" (open) or "!!!" (not collapsible)
+    title: str
+    anchor: str
+
+
+def slugify(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"`|\*|_", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60].strip("-")
+
+
+def find(markdown: str) -> list[Misconception]:
+    out: list[Misconception] = []
+    seen: dict[str, int] = {}
+    for i, line in enumerate(markdown.splitlines()):
+        m = _MARK.match(line)
+        if not m:
+            continue
+        base = ("fix-" if m["kind"] == "correction" else f"{KIND}-") + slugify(m["title"])  # TRANSITION
+        seen[base] = seen.get(base, 0) + 1
+        anchor = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        out.append(Misconception(line=i, indent=m["indent"], marker=m["marker"], title=m["title"], anchor=anchor))
+    return out
+
+
+def page_title(markdown: str, fallback: str) -> str:
+    m = _HEADING.search(markdown)
+    return m["title"] if m else fallback
+
+
+def render_page(docs_dir: str | Path, order: list[str]) -> str:
+    """The Markdown of the generated page of common misconceptions.
+
+    ``order`` lists the documentation files (relative to ``docs_dir``) in navigation order.
+    """
+    docs = Path(docs_dir)
+    intro = [
+        "# Common misconceptions",
+        "",
+        "Ideas about GPTs and PyTorch that are easy to pick up and wrong, or right only in "
+        "part: a weight matrix stored the other way round, a mask that hides too much, a "
+        "claim about what PyTorch does that it does not do. Each page keeps its own in a "
+        "collapsed box near its end, where a short program shows what is true. This list is "
+        "made by the build from those boxes, grouped by concept.",
+        "",
+    ]
+    lines: list[str] = []
+    total = 0
+    for rel in order:
+        text = (docs / rel).read_text(encoding="utf-8")
+        found = find(text)
+        if not found:
+            continue
+        title = page_title(text, rel)
+        lines += [f"## {title}", ""]
+        for c in found:
+            lines.append(f"- [{c.title}]({rel}#{c.anchor})")
+            total += 1
+        lines.append("")
+    count = f"The site answers **{total}** of them at present."
+    return "\n".join([*intro, count, "", *lines]) + "\n"
