@@ -635,6 +635,7 @@ class Audit:
     console_warnings: list[str]
     requested: list[str]  # every URL the page requested
     screenshots: list[Path] = field(default_factory=list)
+    reading: "Reading | None" = None  # what a reader sees at 1280 px
 
     def failed(self) -> dict[str, list[str]]:
         return {check: found for check, found in self.problems.items() if found}
@@ -648,7 +649,7 @@ class Audit:
 
 
 def audit(context, base: str, path: str, *, site: str | Path | None = None, allowed: Iterable[Allowed] = (),
-          screenshot: Path | None = None, contrast: bool = True) -> Audit:
+          screenshot: Path | None = None, contrast: bool = True, concept: bool = False) -> Audit:
     """Open one page in a fresh ``context`` and run every check on it, in both palettes.
 
     Light (the default): loading, requests, maths, diagrams, copy buttons, images, axe
@@ -657,6 +658,8 @@ def audit(context, base: str, path: str, *, site: str | Path | None = None, allo
     that depends on the theme's colour for each kind of element rather than on the page's
     words) is checked in both palettes when ``contrast`` is true, else in neither.
     ``screenshot`` (a path without suffix) saves ``<name>-light.png`` and ``<name>-dark.png``.
+    Reading comfort at 1280 px (:func:`reading_problems`; ``concept``: hold the page to the
+    core budget), figures opening full-screen, and on the home page the start link.
     """
     allowed = list(allowed)
     visit = open_page(context, base, path)
@@ -667,6 +670,11 @@ def audit(context, base: str, path: str, *, site: str | Path | None = None, allo
         found["diagrams"] = diagram_problems(visit)
         found["copy buttons"] = copy_button_problems(visit)
         found["images"] = image_problems(visit)
+        read = reading(visit, DESKTOP)
+        found["reading"] = reading_problems(read, concept=concept, code=not path.startswith("api/"))
+        if path == "":
+            found["reading"] += start_link_problems(visit)
+        found["lightbox"] = lightbox_problems(visit)
         found["accessibility"] = axe_problems(visit, allowed=allowed, label="light: ",
                                               skip=() if contrast else DARK_RULES)
         palette = found["light/dark"] = []
@@ -692,7 +700,7 @@ def audit(context, base: str, path: str, *, site: str | Path | None = None, allo
         # Last, so that they include whatever the interactions above caused.
         found["console"] = console_problems(visit)
         found["requests"] = request_problems(visit)
-        return Audit(visit.path, found, weight, list(visit.console_warnings), list(visit.requests), shots)
+        return Audit(visit.path, found, weight, list(visit.console_warnings), list(visit.requests), shots, read)
     finally:
         visit.page.close()
 
@@ -763,7 +771,11 @@ _READING_JS = r"""async () => {
   }
   closedDetails.forEach(d => { d.open = false; });
   style.remove();
-  return {words, programs, closed, openMisconceptions: openDetails, overflowing, figures};
+  // 3. The page as a whole must not scroll sideways (a wide table scrolls in its own box).
+  const pageOverflow = Math.max(0, document.documentElement.scrollWidth - window.innerWidth);
+  const fixedBoxes = [...article.querySelectorAll(".admonition.misconception")].length;
+  return {words, programs, closed, openMisconceptions: openDetails, overflowing, figures, pageOverflow,
+          fixedBoxes};
 }"""
 
 
@@ -779,6 +791,9 @@ class Reading:
     open_misconceptions: list[str]  # misconception boxes that are open on arrival
     overflowing: list[dict]         # code blocks that scroll sideways (collapsed ones opened)
     figures: list[dict]             # each SVG figure: src, smallest text in CSS px, width
+    page_overflow: int = 0          # how far the whole page scrolls sideways, in CSS px
+    fixed_boxes: int = 0            # misconception boxes that cannot be collapsed (!!!)
+    diagrams: list[dict] = field(default_factory=list)  # each Mermaid diagram: smallest text px, width
 
     @property
     def smallest_figure_text(self) -> float | None:
@@ -789,4 +804,176 @@ def reading(visit: Visit, width: int) -> Reading:
     """Measure what a reader sees on an open page (its viewport ``width`` wide)."""
     r = visit.page.evaluate(_READING_JS)
     return Reading(visit.path, width, r["words"], r["programs"], r["closed"], r["openMisconceptions"],
-                   r["overflowing"], r["figures"])
+                   r["overflowing"], r["figures"], r["pageOverflow"], r["fixedBoxes"], diagram_text(visit))
+
+
+def diagram_text(visit: Visit) -> list[dict]:
+    """Each rendered Mermaid diagram's smallest text as shown, in CSS px: the smallest font
+    size of its stylesheet (edge labels, 12 px in Material's theme) times its rendered width
+    over its natural (viewBox) width. Read through the DevTools protocol: Material draws the
+    diagrams in closed shadow roots."""
+    cdp = visit.cdp
+    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    out = []
+    for i, host in enumerate(cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "div.mermaid"})["nodeIds"]):
+        node = cdp.send("DOM.describeNode", {"nodeId": host, "depth": -1, "pierce": True})["node"]
+        svgs = [n for sh in node.get("shadowRoots", []) for n in _walk(sh) if n.get("nodeName", "").lower() == "svg"]
+        if not svgs:
+            continue
+        view = _attrs(svgs[0]).get("viewBox", "").replace(",", " ").split()
+        try:
+            box = cdp.send("DOM.getBoxModel", {"backendNodeId": svgs[0]["backendNodeId"]})["model"]
+        except Exception:  # noqa: BLE001 - not laid out (in a collapsed box): nothing shown
+            continue
+        css = " ".join(c.get("nodeValue", "") for n in _walk(svgs[0]) if n.get("nodeName", "").lower() == "style"
+                       for c in n.get("children", []))
+        sizes = [float(x) for x in re.findall(r"font-size:\s*([\d.]+)px", css)]
+        if len(view) != 4 or float(view[2]) <= 0 or not sizes:
+            continue
+        scale = min(1.0, box["width"] / float(view[2]))
+        out.append({"diagram": i + 1, "px": min(sizes) * scale, "width": box["width"], "natural": float(view[2])})
+    return out
+
+
+DESKTOP, PHONE = 1280, 390
+# At 1280 px (both sidebars shown) Material's content column is 688 CSS px wide.
+MIN_FIGURE_TEXT_PX = 11.0
+# A diagram on a phone (390 px): its smallest text (edge labels) at least this; a diagram
+# drawn left to right shrinks below it and is drawn top-down instead.
+MIN_DIAGRAM_TEXT_PHONE_PX = 8.0
+# A concept page's core: what a reader sees without expanding anything.
+CORE_WORDS = 1600
+CORE_PROGRAMS = 5
+
+
+def reading_problems(r: Reading, *, concept: bool, code: bool = True) -> list[str]:
+    """What makes a page hard to read at its width (``r.width``).
+
+    At every width: misconception boxes collapsed on arrival (and collapsible), the page
+    itself never wider than the screen, diagram text at least :data:`MIN_FIGURE_TEXT_PX`
+    (1280 px) or :data:`MIN_DIAGRAM_TEXT_PHONE_PX` (phone). At 1280 px also: no code block scrolls sideways,
+    the smallest figure text at least :data:`MIN_FIGURE_TEXT_PX`, and, on a concept page
+    (``concept``), a core of at most :data:`CORE_WORDS` words and :data:`CORE_PROGRAMS`
+    programs. ``code=False`` (the API pages, whose source listings show the package's own
+    lines) leaves the width of code blocks out.
+    """
+    out = [f"a misconception box is open on arrival: {t.strip()!r}" for t in r.open_misconceptions]
+    if r.fixed_boxes:
+        out.append(f"{r.fixed_boxes} misconception box(es) cannot be collapsed (use '??? misconception')")
+    if r.page_overflow > 1:
+        out.append(f"the page scrolls sideways by {r.page_overflow} px at {r.width} px wide")
+    limit = MIN_FIGURE_TEXT_PX if r.width >= DESKTOP else MIN_DIAGRAM_TEXT_PHONE_PX
+    out += [f"Mermaid diagram {d['diagram']} shows text of {d['px']:.1f} px at {r.width} px (at least {limit}; "
+            f"it is {d['natural']:.0f} px wide: draw it top-down or narrower)" for d in r.diagrams if d["px"] < limit]
+    if r.width >= DESKTOP:
+        out += [f"a code block scrolls sideways by {o['by']} px at {r.width} px: {o['line']!r}"
+                for o in r.overflowing if code]
+        out += [f"figure {f['src']} shows text of {f['px']:.1f} px at {r.width} px (at least {MIN_FIGURE_TEXT_PX})"
+                for f in r.figures if f["px"] < MIN_FIGURE_TEXT_PX]
+        if concept and r.core_words > CORE_WORDS:
+            out.append(f"the core (what shows without expanding) has {r.core_words} words, over {CORE_WORDS}")
+        if concept and r.core_programs > CORE_PROGRAMS:
+            out.append(f"the core shows {r.core_programs} programs, over {CORE_PROGRAMS}")
+    return out
+
+
+_LIGHTBOX_OPEN_JS = """() => {
+  const img = document.querySelector(".glightbox-container .gslide.current img");
+  if (!img) return null;
+  const r = img.getBoundingClientRect();
+  const box = document.querySelector(".glightbox-container").getBoundingClientRect();
+  return {src: img.getAttribute("src"), width: r.width, height: r.height,
+          naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight,
+          covers: box.width >= window.innerWidth - 1 && box.height >= window.innerHeight - 1,
+          vw: window.innerWidth, vh: window.innerHeight};
+}"""
+
+
+def lightbox_problems(visit: Visit) -> list[str]:
+    """Each figure opens full-screen when clicked (or tapped), and closes with Escape.
+
+    Checks the first figure shown in the current palette, and that every figure is a
+    lightbox link."""
+    page = visit.page
+    figures = page.query_selector_all("article img.gn-figure")
+    if not figures:
+        return []
+    out = [f"figure {img.get_attribute('src')} is not a lightbox link" for img in figures
+           if not img.evaluate("i => !!i.closest('a.glightbox')")]
+    shown = [img for img in figures if img.is_visible()]
+    if not shown:
+        return out + ["no figure is visible in this palette"]
+    target = shown[0]
+    src = (target.get_attribute("src") or "").split("#")[0]
+    target.scroll_into_view_if_needed()
+    target.click()
+    state = None
+    for _ in range(40):
+        state = page.evaluate(_LIGHTBOX_OPEN_JS)
+        if state and state["width"] > 0:
+            break
+        page.wait_for_timeout(50)
+    if not state or state["width"] <= 0:
+        return out + [f"clicking figure {src} opened no full-screen view"]
+    if state["src"].split("#")[0].rsplit("/", 1)[-1] != src.rsplit("/", 1)[-1]:
+        out.append(f"the full-screen view shows {state['src']}, not {src}")
+    # Full-screen: the viewer covers the screen, and the figure is shown at least at its
+    # natural size, or as large as the screen allows (then pinch or the zoom button enlarge it).
+    full = (state["width"] >= min(state["naturalWidth"], 0.9 * state["vw"]) - 1
+            or state["height"] >= min(state["naturalHeight"], 0.9 * state["vh"]) - 1)
+    if not state["covers"] or not full:
+        out.append(f"the full-screen view of {src} shows it at {state['width']:.0f}x{state['height']:.0f} px "
+                   f"(natural {state['naturalWidth']}x{state['naturalHeight']}) on a {state['vw']}x{state['vh']} screen")
+    page.keyboard.press("Escape")
+    for _ in range(40):
+        if not page.evaluate("() => !!document.querySelector('.glightbox-container')"):
+            break
+        page.wait_for_timeout(50)
+    else:
+        out.append("Escape did not close the full-screen view")
+    return out
+
+
+START_LINK = "#gn-start-here"
+
+
+def start_link_problems(visit: Visit, target: str = "gpt-in-one-page/") -> list[str]:
+    """The home page's "Start here" link is on the first screen and leads to chapter 0."""
+    info = visit.page.evaluate("""(sel) => {
+      const a = document.querySelector(sel);
+      if (!a) return null;
+      const r = a.getBoundingClientRect();
+      return {href: a.href, top: r.top + window.scrollY, bottom: r.bottom + window.scrollY,
+              visible: r.width > 0 && r.height > 0, vh: window.innerHeight, text: a.textContent.trim()};
+    }""", START_LINK)
+    if info is None:
+        return [f"no start link ({START_LINK})"]
+    out = []
+    if not info["visible"] or info["bottom"] > info["vh"]:
+        out.append(f"the start link is not on the first screen (bottom at {info['bottom']:.0f} px of {info['vh']})")
+    if not info["href"].split("#")[0].endswith("/" + target):
+        out.append(f"the start link leads to {info['href']}, not to {target}")
+    if "start" not in info["text"].lower():
+        out.append(f"the start link reads {info['text']!r}")
+    return out
+
+
+PHONE_OPTIONS = {**CONTEXT_OPTIONS, "viewport": {"width": PHONE, "height": 844}, "has_touch": True}
+
+
+def phone_audit(context, base: str, path: str, *, screenshot: Path | None = None) -> tuple[Reading, list[str]]:
+    """Open one page in ``context`` (made with :data:`PHONE_OPTIONS`, 390 px wide) and check
+    what a phone reader meets: :func:`reading_problems` at that width, the start link on the
+    home page, figures opening full-screen on a tap."""
+    visit = open_page(context, base, path, cold=False)
+    try:
+        read = reading(visit, PHONE)
+        found = reading_problems(read, concept=False)
+        if path == "":
+            found += start_link_problems(visit)
+        found += lightbox_problems(visit)
+        if screenshot is not None:
+            _screenshot(visit, screenshot, "phone")
+        return read, found
+    finally:
+        visit.page.close()

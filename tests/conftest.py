@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.site_files import ARTIFACTS, WEIGHTS
+from tests.site_files import ARTIFACTS, READING, WEIGHTS
 
 # Property tests draw the same examples on every run of the test command, so that a red run
 # is reproducible and a green one is not luck. HYPOTHESIS_PROFILE=explore draws new ones each
@@ -73,13 +73,43 @@ def _is_controller(config) -> bool:
 
 
 def pytest_configure(config):
-    if _is_controller(config) and WEIGHTS.is_dir():
-        for old in WEIGHTS.glob("*.json"):  # weights of an earlier run
-            old.unlink()
+    if _is_controller(config):
+        for folder in (WEIGHTS, READING):
+            for old in folder.glob("*.json") if folder.is_dir() else []:  # from an earlier run
+                old.unlink()
+
+
+def _reading_summary(terminalreporter) -> None:
+    """One line per page: what a reader sees at 1280 px and at 390 px."""
+    rows: dict[str, dict[int, dict]] = {}
+    for p in sorted(READING.glob("*.json")) if READING.is_dir() else []:
+        r = json.loads(p.read_text(encoding="utf-8"))
+        rows.setdefault(r["path"] or "home", {})[r["width"]] = r
+    if not rows:
+        return
+
+    def smallest(r):
+        px = [f["px"] for f in r["figures"]] if r else []
+        return f"{min(px):.1f}" if px else "-"
+
+    fmt = "{:<32} {:>6} {:>5} {:>9} {:>8} {:>8} {:>8}"
+    lines = [fmt.format("page", "words", "progs", "ovf 1280", "ovf 390", "fig 1280", "fig 390")]
+    for path, row in sorted(rows.items()):
+        d, m = row.get(1280), row.get(390)
+        lines.append(fmt.format(path, d["core_words"] if d else "-", d["core_programs"] if d else "-",
+                                len(d["overflowing"]) if d else "-", len(m["overflowing"]) if m else "-",
+                                smallest(d), smallest(m)))
+    text = "\n".join(lines) + "\n"
+    (ARTIFACTS / "reading.txt").write_text(text, encoding="utf-8")
+    terminalreporter.write_sep("-", "what a reader sees (test-artifacts/reading.txt)")
+    terminalreporter.write(text)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not _is_controller(config) or not WEIGHTS.is_dir():
+    if not _is_controller(config):
+        return
+    _reading_summary(terminalreporter)
+    if not WEIGHTS.is_dir():
         return
     from sitetools.browser import Weight
 

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"  # gitignored; CI uploads it (screenshots, reports)
 WEIGHTS = ARTIFACTS / "page-weight"  # one JSON file per page, gathered by tests/conftest.py
+READING = ARTIFACTS / "reading"  # one JSON file per page and width, gathered by tests/conftest.py
 
 
 def markdown_files() -> list[Path]:
@@ -43,3 +44,12 @@ def record_weight(weight) -> None:
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     name = (weight.path.strip("/").replace("/", "__") or "index") + ".json"
     (WEIGHTS / name).write_text(json.dumps(weight.__dict__), encoding="utf-8")
+
+
+def record_reading(reading) -> None:
+    """Keep what one page shows a reader at one width (a sitetools.browser.Reading)."""
+    if reading is None:
+        return
+    READING.mkdir(parents=True, exist_ok=True)
+    name = (reading.path.strip("/").replace("/", "__") or "index") + f"-{reading.width}.json"
+    (READING / name).write_text(json.dumps(reading.__dict__), encoding="utf-8")

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from sitetools import browser, linkcheck
-from tests.site_files import ARTIFACTS, record_weight, site_pages
+from tests.site_files import ARTIFACTS, record_reading, record_weight, site_pages
 
 pytestmark = [pytest.mark.site, pytest.mark.browser]
 
@@ -40,7 +40,8 @@ PAGES = site_pages()
 # fork of Material's templates could fix would be listed here, one rule and place at a time.
 AXE_ALLOWED: list[browser.Allowed] = []
 
-SCREENSHOTS = {"": "home", "concepts/softmax/": "softmax"}
+SCREENSHOTS = {"": "home", "concepts/softmax/": "softmax", "concepts/attention/": "attention",
+               "concepts/embeddings/": "embeddings"}
 
 # Pages whose colour contrast is checked, in both palettes. Contrast depends on the theme's
 # colour for each kind of element (a tag and its classes: prose, links, inline code, each
@@ -82,8 +83,9 @@ def test_page_in_the_browser(path, built_site: Path, site_server: str, browser_c
     name = SCREENSHOTS.get(path)
     shot = ARTIFACTS / "screenshots" / name if name else None
     result = browser.audit(browser_context, site_server, path, site=built_site, allowed=AXE_ALLOWED, screenshot=shot,
-                           contrast=path in CONTRAST)
+                           contrast=path in CONTRAST, concept=is_concept(path))
     record_weight(result.weight)
+    record_reading(result.reading)
 
     for warning in result.console_warnings:  # shown with the test's output; not failures
         print(f"console warning: {warning}")
@@ -102,6 +104,27 @@ def test_page_in_the_browser(path, built_site: Path, site_server: str, browser_c
     )
     for s in result.screenshots:
         assert s.is_file() and s.stat().st_size > 10_000, f"screenshot {s} is missing or empty"
+
+
+def is_concept(path: str) -> bool:
+    """Pages held to the core budget: the concept pages and chapter 0."""
+    return path.startswith("concepts/") or path == "gpt-in-one-page/"
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p or "home")
+def test_page_on_a_phone(path, site_server: str, chromium):
+    """At 390 px: misconception boxes collapsed, nothing wider than the screen (wide tables
+    scroll in their own box), the start link on the first screen, figures open full-screen
+    on a tap. Code blocks may scroll sideways here; what they show at 390 px is recorded."""
+    context = chromium.new_context(**browser.PHONE_OPTIONS)
+    try:
+        name = SCREENSHOTS.get(path)
+        read, problems = browser.phone_audit(context, site_server, path,
+                                             screenshot=ARTIFACTS / "screenshots" / name if name else None)
+    finally:
+        context.close()
+    record_reading(read)
+    assert not problems, f"{path or 'home'} at {browser.PHONE} px:\n" + "\n".join(f"  - {p}" for p in problems)
 
 
 def test_the_contrast_sample_is_made_of_pages_of_the_site():

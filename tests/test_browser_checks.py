@@ -281,3 +281,86 @@ def test_search_reports_a_page_it_does_not_find(pristine):
     found = browser.search_problems(pristine, [("qzxwvjk", "concepts/softmax/"), ("temperature", "concepts/no-such-page/")])
     assert len(found) == 2 and all("does not find" in p for p in found), found
     assert pristine.page.evaluate("() => document.getElementById('__search').checked") is False  # closed again
+
+
+# -- reading comfort: code width, figure text, collapsed boxes, the core, the lightbox ---------
+
+LONG_CODE = ('<div class="language-python highlight"><pre><span></span><code>x = "' + "a" * 150
+             + '"\n</code></pre></div>')
+TINY_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="1600pt" height="200pt" viewBox="0 0 1600 200">'
+            '<text x="10" y="100" style="font-size: 9px">tiny once scaled to the column</text></svg>')
+
+
+def test_reading_faults_at_the_desktop_width_are_caught(crafted, visit):
+    site, _, _ = crafted
+    (site / "figures" / "crafted-tiny.svg").write_text(TINY_SVG, encoding="utf-8")
+    v = visit("reading", insert(
+        LONG_CODE
+        + '<p><img class="gn-figure" alt="A wide figure" src="../figures/crafted-tiny.svg"></p>'
+        + '<details class="misconception" open><summary>An open box</summary><p>x</p></details>'
+        + '<div class="admonition misconception"><p class="admonition-title">A fixed box</p></div>'
+        + '<div style="width: 3000px">a line wider than any screen</div>'
+        + "<p>" + "word " * 1700 + "</p>"
+        + CODE * 6
+    ))
+    r = browser.reading(v, browser.DESKTOP)
+    found = browser.reading_problems(r, concept=True)
+    assert has(found, "code block scrolls sideways", "aaaa"), found
+    assert has(found, "crafted-tiny.svg", "shows text of"), found
+    assert r.smallest_figure_text is not None and r.smallest_figure_text < 6  # 9 pt * 4/3 * 688/2133
+    assert has(found, "misconception box is open on arrival", "An open box"), found
+    assert has(found, "cannot be collapsed"), found
+    assert has(found, "the page scrolls sideways"), found
+    assert has(found, "the core", "words, over"), found
+    assert has(found, "the core shows", "programs, over"), found
+    # the same page is not held to the core budget when it is not a concept page
+    assert not has(browser.reading_problems(r, concept=False), "the core"), found
+    assert has(browser.lightbox_problems(v), "crafted-tiny.svg", "is not a lightbox link")
+
+
+def test_the_softmax_page_reads_well_and_its_figure_opens_full_screen(pristine):
+    r = browser.reading(pristine, browser.DESKTOP)
+    assert browser.reading_problems(r, concept=True) == []
+    assert r.figures and r.smallest_figure_text >= browser.MIN_FIGURE_TEXT_PX
+    assert r.collapsed and all("misconception" in c["classes"] or "deeper" in c["classes"] for c in r.collapsed)
+    assert browser.lightbox_problems(pristine) == []
+    assert pristine.page.evaluate("() => !!document.querySelector('.glightbox-container')") is False  # closed
+
+
+def test_a_figure_that_opens_nothing_is_caught(visit):
+    # a lightbox link whose script never runs: the click just follows the link
+    v = visit("dead-lightbox", replace('<a class="glightbox"', '<a class="glightbox-not"'), rich=True)
+    found = browser.lightbox_problems(v)
+    assert has(found, "is not a lightbox link") or has(found, "opened no full-screen view"), found
+
+
+def test_the_start_link_must_be_on_the_first_screen_and_lead_to_chapter_0(visit):
+    good = visit("start-good", insert('<p><a id="gn-start-here" href="../gpt-in-one-page/">Start here</a></p>'))
+    assert browser.start_link_problems(good) == []
+    late = visit("start-late", insert('<div style="height: 3000px"></div>'
+                                      '<p><a id="gn-start-here" href="../elsewhere/">Go</a></p>'))
+    found = browser.start_link_problems(late)
+    assert has(found, "not on the first screen"), found
+    assert has(found, "leads to", "elsewhere"), found
+    assert has(found, "reads 'Go'"), found
+    assert browser.start_link_problems(visit("start-none", insert("<p>no link</p>"))) == ["no start link (#gn-start-here)"]
+
+
+WIDE_DIAGRAM = ('<pre class="mermaid"><code>flowchart LR\n    a["first step"] --> b["second step"] --> '
+                'c["third step"] --> d["fourth step"] --> e["fifth step"] --> f["sixth step"]</code></pre>')
+
+
+def test_phone_checks_catch_a_page_wider_than_the_screen_and_a_shrunken_diagram(crafted, chromium):
+    _, base, make = crafted
+    path = make("phone-wide", insert('<div style="width: 900px">wider than a phone</div>' + LONG_CODE + WIDE_DIAGRAM),
+                rich=True)
+    context = chromium.new_context(**browser.PHONE_OPTIONS)
+    try:
+        read, found = browser.phone_audit(context, base, path)
+    finally:
+        context.close()
+    assert read.width == browser.PHONE
+    assert has(found, "the page scrolls sideways", "at 390 px"), found
+    assert has(found, "Mermaid diagram", "draw it top-down"), found
+    assert not has(found, "code block"), found  # a code block may scroll inside itself on a phone
+    assert read.overflowing  # but it is measured

@@ -299,10 +299,12 @@ class Head(nn.Module):
         - Output: ``(B, T, hs)``; weights (with ``return_weights=True``): ``(B, T, T)``.
 
     Attributes:
-        key, query, value: [`Linear`][gptnotes.linear.Linear] ``(C -> hs)`` without bias, weights ``(hs, C)``.
-        tril: ``(block_size, block_size)`` boolean causal mask (a buffer, not a parameter,
+        key (Linear): ``C -> hs`` without bias, weight ``(hs, C)``: what each position offers.
+        query (Linear): ``C -> hs`` without bias, weight ``(hs, C)``: what each position looks for.
+        value (Linear): ``C -> hs`` without bias, weight ``(hs, C)``: what each position hands over.
+        tril (torch.Tensor): ``(block_size, block_size)`` boolean causal mask (a buffer, not a parameter,
             and not saved in the ``state_dict``).
-        head_size: hs.
+        head_size (int): hs.
 
     Raises:
         TypeError: If a size is not an integer or ``dropout`` not a number.
