@@ -54,10 +54,39 @@ def find(markdown: str) -> list[Misconception]:
         m = _MARK.match(line)
         if not m:
             continue
-        base = ("fix-" if m["kind"] == "correction" else f"{KIND}-") + slugify(m["title"])  # TRANSITION
+        if m["kind"] != KIND:
+            continue  # an admonition type of old, reported by problems()
+        base = f"{KIND}-" + slugify(m["title"])
         seen[base] = seen.get(base, 0) + 1
         anchor = base if seen[base] == 1 else f"{base}-{seen[base]}"
         out.append(Misconception(line=i, indent=m["indent"], marker=m["marker"], title=m["title"], anchor=anchor))
+    return out
+
+
+SECTION = "## Common misconceptions"
+
+
+def problems(markdown: str, where: str) -> list[str]:
+    """What breaks the rules for misconception boxes on a page: each is collapsed (``???``),
+    and sits under its page's ``## Common misconceptions`` heading; the old ``correction``
+    type (a commentary on someone's notes) is gone."""
+    out = []
+    lines = markdown.splitlines()
+    section = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    for i, line in enumerate(lines):
+        m = _MARK.match(line)
+        if not m:
+            continue
+        if m["kind"] != KIND:
+            out.append(f"{where}:{i + 1}: '{m['kind']}' boxes are gone: make it '??? {KIND} \"...\"' "
+                       f"under '{SECTION}', addressed to the reader")
+            continue
+        if m["marker"] != "???":
+            out.append(f"{where}:{i + 1}: a {KIND} box is collapsed: write '??? {KIND}', not '{m['marker']} {KIND}'")
+        nested_after = section is not None and i > section
+        heading_between = any(re.match(r"^##\s", lines[j]) for j in range(section + 1, i)) if nested_after else True
+        if not nested_after or heading_between:
+            out.append(f"{where}:{i + 1}: the {KIND} box {m['title']!r} is not in the page's '{SECTION}' section")
     return out
 
 

@@ -163,7 +163,10 @@ def _tables(markdown: str, path: str) -> tuple[str, bool]:
     return markdown, count > 0
 
 
-def _misconception_anchors(markdown: str) -> str:
+def _misconception_anchors(markdown: str, path: str) -> str:
+    bad = misconceptions.problems(markdown, path)
+    if bad:
+        raise PluginError("\n".join(bad))
     found = misconceptions.find(markdown)
     if not found:
         return markdown
@@ -179,7 +182,7 @@ def on_page_markdown(markdown: str, page, config, files):
     markdown, ran = _run_fences(markdown, path)
     markdown, has_figures = _figures(markdown, path)
     markdown, has_tables = _tables(markdown, path)
-    markdown = _misconception_anchors(markdown)
+    markdown = _misconception_anchors(markdown, path)
     if any(f.runs for f in fences.parse_text(markdown, path)) or has_figures or has_tables:
         page.meta["gn_stamp"] = config.extra["gn_versions"]
     if ran:
