@@ -722,7 +722,9 @@ def _screenshot(visit: Visit, stem: Path, palette: str) -> Path:
 # units times the rendered width over the viewBox width.
 _READING_JS = r"""async () => {
   const article = document.querySelector("article") || document.body;
-  const shown = el => el.getClientRects().length > 0;
+  // The content of a closed <details> keeps its boxes in current Chromium (it is hidden with
+  // content-visibility), so boxes alone do not say "visible": checkVisibility() does.
+  const shown = el => el.getClientRects().length > 0 && (!el.checkVisibility || el.checkVisibility());
   const inPre = n => n.parentElement && n.parentElement.closest("pre, .headerlink, .gn-stamp");
   // 1. What is visible before anything is expanded.
   let words = 0;
