@@ -725,7 +725,7 @@ _READING_JS = r"""async () => {
   // The content of a closed <details> keeps its boxes in current Chromium (it is hidden with
   // content-visibility), so boxes alone do not say "visible": checkVisibility() does.
   const shown = el => el.getClientRects().length > 0 && (!el.checkVisibility || el.checkVisibility());
-  const inPre = n => n.parentElement && n.parentElement.closest("pre, .headerlink, .gn-stamp");
+  const inPre = n => n.parentElement && n.parentElement.closest("pre, .headerlink, .gn-stamp, .katex-mathml");
   // 1. What is visible before anything is expanded.
   let words = 0;
   const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
