@@ -32,7 +32,7 @@ def main() -> None:
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    pages = [p for p in browser.html_pages(a.site) if p.startswith("concepts/") or p in ("", "start/")]
+    pages = [p for p in browser.html_pages(a.site) if p.startswith("concepts/") or p in ("", "gpt-in-one-page/")]
     rows = {}
     with browser.serve(a.site) as base, sync_playwright() as pw:
         chromium = browser.launch(pw)
