@@ -72,7 +72,11 @@ def _nav_order(config) -> list[str]:
 
 def on_files(files: Files, config) -> Files:
     t0 = time.perf_counter()
-    for name, data in figures.render_all().items():
+    try:
+        rendered = figures.render_all()
+    except figures.IllegibleFigure as err:  # too small to read: the build stops and says why
+        raise PluginError(f"gptnotes: {err}") from err
+    for name, data in rendered.items():
         files.append(File.generated(config, f"figures/{name}", content=data))
     order = _nav_order(config)
     files.append(File.generated(config, _GENERATED, content=misconceptions.render_page(config.docs_dir, order)))

@@ -10,6 +10,10 @@ _SHOWN = {" ": "␣", "\n": "⏎"}
 SAMPLE = "MARA:\nThe lamp is lit, the"
 
 
+#: The small GPT of "What a trained head looks at" on docs/concepts/attention.md.
+PATTERN_RUN = {"n_layer": 2, "n_head": 4, "n_embd": 32, "block_size": 32, "steps": 500}
+
+
 @lru_cache(maxsize=1)
 def _trained_gpt():
     """A small GPT trained briefly on the package corpus (once per build), and its tokenizer."""
@@ -17,12 +21,14 @@ def _trained_gpt():
 
     from gptnotes import CharTokenizer, GPTLanguageModel, load_corpus, train, train_val_split
 
+    r = PATTERN_RUN
     text = load_corpus()
     tok = CharTokenizer(text)
     train_data, val_data = train_val_split(torch.tensor(tok.encode(text)))
     torch.manual_seed(0)
-    model = GPTLanguageModel(tok.vocab_size, block_size=32, n_embd=32, n_head=4, n_layer=2, attention="fused")
-    state = train(model, train_data, val_data, steps=500, batch_size=16, block_size=32, lr=3e-3,
+    model = GPTLanguageModel(tok.vocab_size, block_size=r["block_size"], n_embd=r["n_embd"], n_head=r["n_head"],
+                             n_layer=r["n_layer"], attention="fused")
+    state = train(model, train_data, val_data, steps=r["steps"], batch_size=16, block_size=r["block_size"], lr=3e-3,
                   eval_iters=10, seed=0, progress=False)
     model.eval()
     return tok, model, state.history.eval_losses[-1]
@@ -38,57 +44,72 @@ def attention_patterns(theme: Theme):
     maps = model.attention_maps(idx)[0, 0]  # layer 0, sequence 0: (nh, T, T)
     T = idx.shape[1]
     labels = [_SHOWN.get(c, c) for c in SAMPLE]
-    fig, axes = plt.subplots(2, 2, figsize=(9.0, 9.6))
+    # Two by two, as wide as the column: 25 characters a side leave about 9 pt per row.
+    fig, axes = plt.subplots(2, 2, figsize=(7.3, 8.0), sharex=True, sharey=True)
     for h, ax in enumerate(axes.flat):
         w = maps[h]
         itself = w.diagonal().mean().item()
         previous = w.diagonal(offset=-1).mean().item()
         ax.imshow(w.numpy(), cmap=theme.cmap, vmin=0.0, vmax=1.0)
-        ax.set_xticks(range(T), labels, fontsize=9)
-        ax.set_yticks(range(T), labels, fontsize=9)
-        ax.tick_params(length=0)
+        ax.set_xticks(range(T), labels, fontsize=10.5)
+        ax.set_yticks(range(T), labels, fontsize=10.5)
+        ax.tick_params(length=0, pad=2)
         ax.grid(False)
-        ax.set_title(f"head {h}: {previous:.0%} on the previous character,\n{itself:.0%} on itself (mean weight)",
-                     fontsize=10)
+        ax.set_title(f"head {h}: previous {previous:.0%}, itself {itself:.0%}", fontsize=12)
         if h >= 2:
-            ax.set_xlabel("key: the position looked at")
+            ax.set_xlabel("key: position looked at")
         if h % 2 == 0:
-            ax.set_ylabel("query: the position looking")
-    fig.suptitle(f"Layer 0 of a small GPT trained for 500 steps (validation loss {losses['val']:.2f})\n"
-                 "each row: the attention weights of one position over its past", fontsize=11)
-    fig.tight_layout()
+            ax.set_ylabel("query: position looking")
+    fig.suptitle(f"Layer 0 of a small GPT after {PATTERN_RUN['steps']} steps (validation loss {losses['val']:.2f}).\n"
+                 "Each row: one position's attention weights over its past;\n"
+                 "titles: mean weight on the previous character and on itself")
+    fig.tight_layout(h_pad=2.2, w_pad=0.6)
     return fig
+
+
+#: The experiment of the program under "Why the scores are divided by √head_size" on
+#: docs/concepts/attention.md: the same seed, sizes and draws, so that the figure shows the
+#: variances that program prints (tests/test_figures.py runs the program and compares).
+SCALE_SEED, SCALE_SAMPLES, SCALE_T, SCALE_HS, SCALE_C = 0, 5000, 8, 16, 64
+
+
+def scale_experiment():
+    """Scores of random unit-variance queries and keys, as the page's program draws them: (T, hs, C, scores)."""
+    import torch
+
+    g = torch.Generator().manual_seed(SCALE_SEED)
+    T, hs, C = SCALE_T, SCALE_HS, SCALE_C
+    q = torch.randn(SCALE_SAMPLES, T, hs, generator=g)  # unit-variance entries
+    k = torch.randn(SCALE_SAMPLES, T, hs, generator=g)
+    return T, hs, C, q @ k.transpose(-2, -1)  # (samples, T, T), variance hs
 
 
 @figure("attention-scale")
 def attention_scale(theme: Theme):
     import matplotlib.pyplot as plt
-    import torch
 
     from gptnotes import causal_mask, softmax
 
-    g = torch.Generator().manual_seed(0)
-    T, hs, C = 8, 16, 64  # the notes' model: 4 heads of 16 in a width of 64
-    q = torch.randn(2000, T, hs, generator=g)  # unit-variance queries and keys
-    k = torch.randn(2000, T, hs, generator=g)
-    scores = q @ k.transpose(-2, -1)  # (2000, T, T), variance hs
+    T, hs, C, scores = scale_experiment()
     mask = ~causal_mask(T)
     cases = [("no scale", 1.0), ("head_size ** -0.5 (right)", hs**-0.5), ("C ** -0.5 (the notes)", C**-0.5)]
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
     width = 0.8 / len(cases)
     for i, (name, scale) in enumerate(cases):
-        w = softmax((scores * scale).masked_fill(mask, float("-inf")))[:, -1]  # last row: (2000, T)
+        s = scores * scale
+        w = softmax(s.masked_fill(mask, float("-inf")))[:, -1]  # last row: (samples, T)
         ranked = w.sort(dim=-1, descending=True).values.mean(dim=0)  # mean weight of the 1st, 2nd, ... largest
         xs = [j + (i - 1) * width for j in range(T)]
         ax.bar(xs, ranked.tolist(), width=width, color=theme.cycle(i),
-               label=f"{name}: score variance {(scores * scale).var().item():.2f}")
+               label=f"{name}: score variance {s.var().item():.2f}")
     ax.axhline(1 / T, color=theme.muted, linestyle="--", linewidth=1)
-    ax.text(T - 0.5, 1 / T + 0.015, "uniform 1/8", color=theme.muted, ha="right", fontsize=9)
-    ax.set_xticks(range(T), ["1st", "2nd", "3rd"] + [f"{j + 1}th" for j in range(3, T)])
-    ax.set_xlabel("the 8 attention weights of the last position, largest first")
+    ax.text(T - 0.5, 1 / T + 0.015, f"uniform 1/{T}", color=theme.muted, ha="right", va="bottom", fontsize=11)
+    ordinals = {1: "1st", 2: "2nd", 3: "3rd"}
+    ax.set_xticks(range(T), [ordinals.get(j + 1, f"{j + 1}th") for j in range(T)])
+    ax.set_xlabel(f"the {T} attention weights of the last position, largest first")
     ax.set_ylabel("mean weight")
     ax.set_ylim(0, 1)
-    ax.set_title("Random queries and keys (head size 16): the scale sets how peaked attention is")
-    ax.legend(fontsize=9, loc="upper right")
+    ax.set_title(f"Random queries and keys of head size {hs}:\nthe scale sets how peaked attention is")
+    ax.legend(loc="upper right")
     ax.grid(axis="x", visible=False)
     return fig

@@ -7,6 +7,7 @@ from functools import lru_cache
 from sitetools.figures import Theme, figure
 
 _SHOWN = {" ": "␣", "\n": "⏎"}
+MINI_BATCH, MINI_BLOCK = 32, 8  # the random batches of the second curve
 
 
 def _label(ch: str) -> str:
@@ -52,7 +53,7 @@ def _trained():
     with torch.no_grad():
         mini_losses = [nll_from_counts(table, counts).item()]
     for _ in range(300):
-        x, y = get_batch(train_data, block_size=8, batch_size=32, generator=g)
+        x, y = get_batch(train_data, block_size=MINI_BLOCK, batch_size=MINI_BATCH, generator=g)
         _, loss = mini(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -69,20 +70,21 @@ def bigram_table(theme: Theme):
     from matplotlib.colors import PowerNorm
 
     tok, counts, _, model, _, _ = _trained()
-    order = torch.argsort(counts.sum(dim=1), descending=True)[:24]  # the 24 most frequent characters
+    shown = 24
+    order = torch.argsort(counts.sum(dim=1), descending=True)[:shown]  # the most frequent characters
     with torch.no_grad():
-        probs = model.log_prob_table().exp()[order][:, order]  # (24, 24)
+        probs = model.log_prob_table().exp()[order][:, order]  # (shown, shown)
     labels = [_label(tok.chars[i]) for i in order.tolist()]
-    fig, ax = plt.subplots(figsize=(7.6, 6.6))
+    fig, ax = plt.subplots(figsize=(7.0, 6.6))
     # a square-root colour scale, so that probabilities of a few percent are visible too
     im = ax.imshow(probs.numpy(), cmap=theme.cmap, norm=PowerNorm(0.5, vmin=0.0, vmax=float(probs.max())))
-    ax.set_xticks(range(len(labels)), labels, fontsize=10)
-    ax.set_yticks(range(len(labels)), labels, fontsize=10)
+    ax.set_xticks(range(len(labels)), labels, fontsize=12)
+    ax.set_yticks(range(len(labels)), labels, fontsize=12)
     ax.tick_params(length=0)
     ax.grid(False)
     ax.set_xlabel("next character")
     ax.set_ylabel("current character")
-    ax.set_title("p(next | current) learned by the bigram model\n(the 24 most frequent characters of the package corpus)")
+    ax.set_title(f"p(next | current) learned by the bigram model\n(the {shown} most frequent characters of the package corpus)")
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     bar.set_label("probability (square-root scale)")
     bar.outline.set_edgecolor(theme.muted)
@@ -97,19 +99,20 @@ def bigram_loss(theme: Theme):
 
     tok, _, optimum, _, full_losses, mini_losses = _trained()
     V = tok.vocab_size
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    fig, ax = plt.subplots(figsize=(6.2, 4.6))
     ax.plot(range(len(full_losses)), full_losses, color=theme.cycle(0), linewidth=2,
             label="full batch: Adam on the exact loss (fit_to_counts)")
     ax.plot(range(len(mini_losses)), mini_losses, color=theme.cycle(1), linewidth=1.5,
-            label="random batches of 32 × 8 (AdamW)")
-    for y, text, style in ((math.log(V) + 0.5, "ln V + 1/2: expected at initialisation", ":"),
-                           (math.log(V), "ln V: a uniform guess", "--"),
-                           (optimum, f"counted optimum {optimum:.3f}", "-")):
+            label=f"random batches of {MINI_BATCH} × {MINI_BLOCK} (AdamW)")
+    for y, text, style, above in ((math.log(V) + 0.5, "ln V + 1/2: expected at initialisation", ":", True),
+                                  (math.log(V), "ln V: a uniform guess", "--", True),
+                                  (optimum, f"counted optimum {optimum:.3f}", "-", False)):  # below: the curves lie above
         ax.axhline(y, color=theme.muted, linestyle=style, linewidth=1)
-        ax.text(len(full_losses) - 1, y + 0.04, text, color=theme.muted, ha="right", va="bottom", fontsize=9)
+        ax.text(len(full_losses) - 1, y + (0.04 if above else -0.04), text, color=theme.muted, ha="right",
+                va="bottom" if above else "top")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss on the whole training text (nats)")
     ax.set_ylim(optimum - 0.2, max(full_losses[0], mini_losses[0]) + 0.2)
-    ax.set_title("Training the bigram model: the loss approaches the counted optimum")
-    ax.legend(loc="center right", bbox_to_anchor=(1.0, 0.42), fontsize=9)
+    ax.set_title("Training the bigram model:\nthe loss approaches the counted optimum")
+    ax.legend(loc="center right", bbox_to_anchor=(1.0, 0.42))
     return fig

@@ -173,7 +173,7 @@ def gpt_loss(theme: Theme):
     import matplotlib.pyplot as plt
 
     run = gpt_run()
-    fig, ax = plt.subplots(figsize=(7.5, 3.9))
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
     labels = {"fp": "full precision (float32 weights)", "bit": "BitNet b1.58 (BitLinear in every block)"}
     for k, key in enumerate(("fp", "bit")):
         h = run["histories"][key]
@@ -187,9 +187,9 @@ def gpt_loss(theme: Theme):
     ax.plot([last], [ptq], marker="X", markersize=9, linestyle="none", color=theme.cycle(2),
             label="full-precision model, weights ternarised after training")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy loss (nats per character)")
-    ax.set_title("The small GPT trained twice from the same start, same batches")
-    ax.legend(fontsize=8.5, loc="upper right")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_title("The small GPT trained twice\nfrom the same start, on the same batches")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17))  # below the axes: the curves fill them
     return fig
 
 
@@ -230,7 +230,8 @@ def ternary_histogram(theme: Theme):
     w = run["master"].flatten()
     t = run["ternary"].flatten()
     gamma = run["gamma"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(8.6, 3.5), gridspec_kw={"width_ratios": [2.3, 1]})
+    # Stacked, not side by side: the column is too narrow for two panels with legible text.
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(6.2, 6.2), gridspec_kw={"height_ratios": [2.0, 1]})
     lim = float(w.abs().max())
     bins = torch.linspace(-lim, lim, 81)
     colors = {-1: theme.cycle(1), 0: theme.muted, 1: theme.cycle(0)}
@@ -239,18 +240,24 @@ def ternary_histogram(theme: Theme):
         ax.hist(part.tolist(), bins=bins.tolist(), color=colors[value], alpha=0.85)
     for x in (-gamma / 2, gamma / 2):
         ax.axvline(x, color=theme.fg, linestyle="--", linewidth=1)
-    ax.text(gamma / 2, ax.get_ylim()[1] * 0.92, "  +γ/2", color=theme.fg, fontsize=9)
-    ax.text(-gamma / 2, ax.get_ylim()[1] * 0.92, "−γ/2  ", color=theme.fg, fontsize=9, ha="right")
+    top = ax.get_ylim()[1]
+    ax.set_ylim(0, top * 1.16)  # room above the bars for the labels of the thresholds
+    ax.text(gamma / 2, top * 1.05, " +γ/2", color=theme.fg, va="bottom")
+    ax.text(-gamma / 2, top * 1.05, "−γ/2 ", color=theme.fg, ha="right", va="bottom")
     ax.set_xlabel(f"master weight (γ = mean |W| = {gamma:.4f})")
     ax.set_ylabel("number of weights")
-    ax.set_title(f"Trained master weights of {HIST_LAYER}", fontsize=10)
+    ax.set_title(f"Trained master weights of {HIST_LAYER}")
     counts = [int((t == v).sum()) for v in (-1, 0, 1)]
-    bars = bx.bar(["−1", "0", "+1"], counts, color=[colors[-1], colors[0], colors[1]])
+    bars = bx.barh(["−1", "0", "+1"], counts, color=[colors[-1], colors[0], colors[1]], height=0.7)
     for bar, c in zip(bars, counts):
-        bx.text(bar.get_x() + bar.get_width() / 2, c, f"{c / len(t):.1%}", ha="center", va="bottom", fontsize=9, color=theme.fg)
-    bx.set_ylim(0, max(counts) * 1.18)
-    bx.set_title(f"after RoundClip: {tensor_entropy_bits(t):.3f} bits/weight", fontsize=10)
-    bx.grid(axis="x", visible=False)
+        bx.annotate(f"{c:,} ({c / len(t):.1%})", (c, bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
+                    textcoords="offset points", ha="left", va="center", color=theme.fg)
+    bx.set_xlim(0, max(counts) * 1.45)
+    bx.set_ylabel("ternary value")
+    bx.set_xlabel("number of weights")
+    bx.set_title(f"After RoundClip: {tensor_entropy_bits(t):.3f} bits per weight")
+    bx.grid(axis="y", visible=False)
+    fig.tight_layout(h_pad=1.5)
     return fig
 
 
@@ -268,14 +275,14 @@ def ternary_entropy(theme: Theme):
 
     p0s = [i / 200 for i in range(201)]
     hs = [entropy_bits([(1 - p) / 2, p, (1 - p) / 2]) for p in p0s]
-    fig, ax = plt.subplots(figsize=(7.5, 3.7))
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
     ax.plot(p0s, hs, color=theme.cycle(0), linewidth=2, label="H of {−1, 0, +1} with P(−1) = P(+1)")
     ax.axhline(2.0, color=theme.muted, linestyle=":", linewidth=1.2)
-    ax.text(0.99, 2.0, "2-bit codes: 2 bits ", color=theme.muted, ha="right", va="bottom", fontsize=9)
+    ax.text(0.99, 2.0, "2-bit codes: 2 bits ", color=theme.muted, ha="right", va="bottom")
     ax.axhline(1.6, color=theme.cycle(1), linestyle="--", linewidth=1.2)
-    ax.text(0.99, 1.6, "5 per byte (3⁵ = 243 ≤ 256): 1.6 bits ", color=theme.cycle(1), ha="right", va="bottom", fontsize=9)
+    ax.text(0.99, 1.6, "5 per byte (3⁵ = 243 ≤ 256): 1.6 bits ", color=theme.cycle(1), ha="right", va="bottom")
     ax.axhline(1.0, color=theme.muted, linestyle=":", linewidth=1.2)
-    ax.text(0.99, 1.0, "binary: 1 bit ", color=theme.muted, ha="right", va="bottom", fontsize=9)
+    ax.text(0.99, 1.0, "binary: 1 bit ", color=theme.muted, ha="right", va="bottom")
     points = [(1 / 3, math.log2(3), "equally likely: log₂3 ≈ 1.585")]
     g = torch.Generator().manual_seed(0)
     gauss, _ = weight_quant(torch.randn(512, 512, generator=g))
@@ -291,8 +298,8 @@ def ternary_entropy(theme: Theme):
     ax.set_ylim(0, 2.15)
     ax.set_xlabel("fraction of zeros P(0)")
     ax.set_ylabel("bits per weight")
-    ax.set_title("Entropy of a ternary weight, and what real codes spend")
-    ax.legend(fontsize=8.5, loc="lower center")
+    ax.set_title("Entropy of a ternary weight,\nand what real codes spend")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17))
     return fig
 
 
@@ -311,7 +318,7 @@ def threshold_zeros(theme: Theme):
         for c_in in (64, 1024):
             weights[f"nn.Linear init, C_in = {c_in}"] = Linear(c_in, 256).weight.detach()
     thresholds = torch.logspace(-3, 0.3, 120)
-    fig, ax = plt.subplots(figsize=(7.5, 3.7))
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
     for k, (name, w) in enumerate(weights.items()):
         # share of weights that ternary_threshold(w, t) sets to 0, i.e. with |w| <= t,
         # for all thresholds at once (checked against ternary_threshold at one of them)
@@ -324,14 +331,14 @@ def threshold_zeros(theme: Theme):
                 color=theme.cycle(k), markeredgecolor=theme.fg)
     for t in (0.05, 0.5):
         ax.axvline(t, color=theme.muted, linestyle="--", linewidth=1)
-        ax.text(t, 1.02, f" {t}", color=theme.muted, fontsize=9)
+        ax.text(t, 1.02, f" {t}", color=theme.muted)
     ax.plot([], [], marker="o", linestyle="none", color=theme.muted, markeredgecolor=theme.fg,
             label="absmean: threshold γ/2 found from the weights")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.01, not 10^-2
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1.1)
     ax.set_xlabel("fixed threshold (weights with |w| below it become 0)")
     ax.set_ylabel("fraction of weights set to 0")
-    ax.set_title("A fixed threshold: the weights' scale decides, not the threshold")
-    ax.legend(fontsize=8.5, loc="center left")
+    ax.set_title("A fixed threshold:\nthe weights' scale decides, not the threshold")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17))
     return fig

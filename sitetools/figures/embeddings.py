@@ -11,6 +11,11 @@ _GROUPS = {
     "the": 3, ".": 3,
 }
 _GROUP_NAMES = ("animals", "royals", "verbs", "'the' and '.'")
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _count(n: int) -> str:
+    return _WORDS[n] if n < len(_WORDS) else str(n)
 
 
 def _pca_2d(table):
@@ -22,35 +27,64 @@ def _pca_2d(table):
     return centred @ vh[:2].T                                    # (V, 2)
 
 
-def _place_labels(ax, xs, ys, labels, theme, min_gap_px=15.0):
-    """Write each label right of its point, pushed apart vertically where labels would collide."""
+def _place_labels(ax, xs, ys, labels, theme, fontsize=12.0):
+    """Write each label next to its point where it overlaps no other label, point or the frame.
+
+    Greedy: the most crowded points choose first, each taking the first free spot among
+    right, left, above and below, then spots further out (with a thin leader line).
+    """
+    import math
+
     fig = ax.figure
     fig.canvas.draw()
-    to_px, to_data = ax.transData, ax.transData.inverted()
-    px = [to_px.transform((x, y)) for x, y in zip(xs, ys)]
-    widths = [7.0 * len(label) + 8 for label in labels]
-    spots = [[p[0] + 6, p[1] + 4] for p in px]                 # label anchor (left, baseline-ish)
-    for _ in range(200):
-        moved = False
-        for i in range(len(spots)):
-            for j in range(i + 1, len(spots)):
-                a, b = spots[i], spots[j]
-                overlap_x = a[0] < b[0] + widths[j] and b[0] < a[0] + widths[i]
-                dy = a[1] - b[1]
-                if overlap_x and abs(dy) < min_gap_px:
-                    push = (min_gap_px - abs(dy)) / 2 + 0.1
-                    sign = 1.0 if dy >= 0 else -1.0
-                    a[1] += sign * push
-                    b[1] -= sign * push
-                    moved = True
-        if not moved:
-            break
-    for (x, y), p, spot, label in zip(zip(xs, ys), px, spots, labels):
-        tx, ty = to_data.transform(spot)
-        ax.annotate(label, (x, y), xytext=(tx, ty), textcoords="data", fontsize=10, color=theme.fg,
-                    va="center", ha="left",
-                    arrowprops=dict(arrowstyle="-", color=theme.muted, linewidth=0.6, shrinkA=0, shrinkB=3)
-                    if abs(spot[1] - (p[1] + 4)) > 3 else None)
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData
+    frame = ax.get_window_extent(renderer)
+    pts = [tuple(to_px.transform((x, y))) for x, y in zip(xs, ys)]
+    r = 6.0 * fig.dpi / 72                                       # marker radius and a margin, in px
+    sizes = []
+    for label in labels:
+        t = ax.text(0, 0, label, fontsize=fontsize)
+        box = t.get_window_extent(renderer)
+        sizes.append((box.width, box.height))
+        t.remove()
+
+    def box_at(i, dx, dy, ha, va):
+        w, h = sizes[i]
+        x0 = pts[i][0] + dx - {"left": 0, "center": w / 2, "right": w}[ha]
+        y0 = pts[i][1] + dy - {"bottom": 0, "center": h / 2, "top": h}[va]
+        return (x0, y0, x0 + w, y0 + h)
+
+    def overlaps(a, b, pad=2.0):
+        return a[0] < b[2] + pad and b[0] < a[2] + pad and a[1] < b[3] + pad and b[1] < a[3] + pad
+
+    near = [sum(math.dist(p, q) < 60 for q in pts) for p in pts]
+    placed: list[tuple] = []
+    candidates = [(r, 0, "left", "center"), (-r, 0, "right", "center"), (0, r, "center", "bottom"),
+                  (0, -r, "center", "top")]
+    for dist in (2.5 * r, 4 * r, 6 * r):
+        for k in range(8):
+            ang = math.pi * k / 4
+            dx, dy = dist * math.cos(ang), dist * math.sin(ang)
+            ha = "left" if dx > 1 else "right" if dx < -1 else "center"
+            va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
+            candidates.append((dx, dy, ha, va))
+    for i in sorted(range(len(labels)), key=lambda i: -near[i]):
+        for dx, dy, ha, va in candidates:
+            box = box_at(i, dx, dy, ha, va)
+            inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
+            dots = [(p[0] - r / 2, p[1] - r / 2, p[0] + r / 2, p[1] + r / 2) for j, p in enumerate(pts) if j != i]
+            if inside and not any(overlaps(box, o) for o in placed + dots):
+                break
+        else:
+            dx, dy, ha, va = candidates[0]
+            box = box_at(i, dx, dy, ha, va)
+        placed.append(box)
+        leader = math.hypot(dx, dy) > 1.5 * r
+        ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx * 72 / fig.dpi, dy * 72 / fig.dpi), textcoords="offset points",
+                    fontsize=fontsize, color=theme.fg, ha=ha, va=va,
+                    arrowprops={"arrowstyle": "-", "color": theme.muted, "linewidth": 0.7, "shrinkA": 1, "shrinkB": 4}
+                    if leader else None)
 
 
 @figure("embedding-space")
@@ -64,7 +98,8 @@ def embedding_space(theme: Theme):
     vocab, ids = toy_next_word_data()
     result = train_next_token_embeddings(ids, len(vocab))
 
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.6))
+    # Stacked, not side by side: two panels across the column would shrink the text.
+    fig, axes = plt.subplots(2, 1, figsize=(6.0, 8.4))
     for ax, table, title in ((axes[0], result.weight_before, "before training (random)"),
                              (axes[1], result.weight_after, f"after {len(result.losses)} steps of next-word training")):
         points = _pca_2d(table)
@@ -76,14 +111,15 @@ def embedding_space(theme: Theme):
         pad_y = (max(ys) - min(ys)) * 0.18 + 1e-3
         ax.set_xlim(min(xs) - pad_x, max(xs) + pad_x * 2.2)
         ax.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
-        ax.set_title(title, fontsize=11)
+        ax.set_title(title, fontsize=12)
         ax.set_xlabel("principal component 1")
         ax.set_ylabel("principal component 2")
-        ax.tick_params(labelsize=8)
         _place_labels(ax, xs, ys, ["'.'" if w == "." else w for w in vocab], theme)
     handles = [Line2D([], [], marker="o", linestyle="", markersize=7, color=theme.cycle(g), label=name)
                for g, name in enumerate(_GROUP_NAMES)]
-    fig.legend(handles=handles, loc="lower center", ncols=4, fontsize=9, bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle("Ten word embeddings (C = 8) projected to 2-D", fontsize=12)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncols=4, bbox_to_anchor=(0.5, 0.0), columnspacing=1.2,
+               handletextpad=0.3)
+    fig.suptitle(f"{_count(len(vocab)).capitalize()} word embeddings (C = {result.weight_after.shape[1]}) "
+                 "projected to 2-D")
+    fig.tight_layout(rect=(0, 0.04, 1, 1), h_pad=1.5)
     return fig

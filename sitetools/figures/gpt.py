@@ -39,14 +39,22 @@ def parameters(theme: Theme):
     total = sum(counts.values())
     assert total == 208_193
     items = sorted(counts.items(), key=lambda kv: kv[1])
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    bars = ax.barh([k for k, _ in items], [v for _, v in items], color=theme.cycle(0))
-    for bar, (_, v) in zip(bars, items):
-        ax.text(bar.get_width() + total * 0.01, bar.get_y() + bar.get_height() / 2,
-                f"{v:,}  ({100 * v / total:.1f}%)", va="center", color=theme.fg, fontsize=9)
-    ax.set_xlim(0, max(counts.values()) * 1.32)
+    # Each kind's name above its bar rather than on the left: long names would make the
+    # figure wider than the column, and shrink all of its text with it.
+    fig, ax = plt.subplots(figsize=(6.6, 5.0))
+    ys = [1.6 * i for i in range(len(items))]
+    bars = ax.barh(ys, [v for _, v in items], color=theme.cycle(0), height=0.75)
+    for bar, (kind, v) in zip(bars, items):
+        y = bar.get_y() + bar.get_height() / 2
+        ax.annotate(f"{v:,} ({100 * v / total:.1f}%)", (v, y), xytext=(4, 0), textcoords="offset points",
+                    va="center", color=theme.fg)
+        ax.annotate(kind, (0, bar.get_y() + bar.get_height()), xytext=(3, 2), textcoords="offset points",
+                    va="bottom", ha="left", color=theme.fg)
+    ax.set_yticks([])
+    ax.set_ylim(ys[0] - 0.6, ys[-1] + 1.2)
+    ax.set_xlim(0, max(counts.values()) * 1.45)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k" if x else "0"))
-    ax.set_xlabel("parameters (all 4 blocks together)")
+    ax.set_xlabel(f"parameters (all {model.config.n_layer} blocks together)")
     ax.set_title(f"The {total:,} parameters of the notes' GPT, by kind")
     ax.grid(axis="y", visible=False)
     return fig

@@ -21,23 +21,26 @@ def sinusoidal(theme: Theme):
     import matplotlib.pyplot as plt
     import torch
 
-    pe = _sinusoidal(64, 64)
+    n, C = 64, 64
+    pe = _sinusoidal(n, C)
     unit = pe / pe.norm(dim=1, keepdim=True)
     similarity = unit @ unit.T
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 4.2), constrained_layout=True)
+    # Stacked, not side by side: two panels across the column would shrink the text.
+    fig, (left, right) = plt.subplots(2, 1, figsize=(5.9, 7.8), constrained_layout=True)
+    fig.get_layout_engine().set(h_pad=0.12)
     im = left.imshow(pe.numpy(), cmap=theme.cmap, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
     left.set_xlabel("dimension (even: sin, odd: cos)")
     left.set_ylabel("position t")
-    left.set_title("Sinusoidal encoding (fixed)")
-    fig.colorbar(im, ax=left, shrink=0.85)
+    left.set_title(f"Sinusoidal encoding (fixed): {n} positions, C = {C}")
+    fig.colorbar(im, ax=left, shrink=0.9, label="value")
     im2 = right.imshow(similarity.numpy(), cmap=theme.cmap, aspect="auto", interpolation="nearest")
     right.set_xlabel("position")
     right.set_ylabel("position")
     right.set_title("Cosine similarity between positions")
-    fig.colorbar(im2, ax=right, shrink=0.85)
+    fig.colorbar(im2, ax=right, shrink=0.9, label="cosine similarity")
     for ax in (left, right):
         ax.grid(False)
-    assert torch.allclose(similarity.diagonal(), torch.ones(64, dtype=torch.float64))
+    assert torch.allclose(similarity.diagonal(), torch.ones(n, dtype=torch.float64))
     return fig
 
 
@@ -49,10 +52,11 @@ def collisions(theme: Theme):
     from gptnotes import GPTLanguageModel
 
     widths = [1, 2, 4, 8, 16, 32, 64, 128]
+    vocab, positions = 65, 8
     closest, median = [], []
     for C in widths:
         torch.manual_seed(0)
-        model = GPTLanguageModel(vocab_size=65, block_size=8, n_embd=C, n_head=1, n_layer=1)
+        model = GPTLanguageModel(vocab_size=vocab, block_size=positions, n_embd=C, n_head=1, n_layer=1)
         E = model.token_embedding_table.weight.detach()
         P = model.position_embedding_table.weight.detach()
         sums = (E[:, None, :] + P[None, :, :]).reshape(-1, C)
@@ -60,17 +64,18 @@ def collisions(theme: Theme):
         d = d[~torch.eye(len(sums), dtype=torch.bool)]
         closest.append(d.min().item())
         median.append(d.median().item())
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
     ax.plot(widths, median, marker="o", color=theme.cycle(0), label="typical pair (median distance)")
     ax.plot(widths, closest, marker="s", color=theme.cycle(1), label="closest pair")
     ax.set_xscale("log", base=2)
     ax.set_xticks(widths, [str(w) for w in widths])
     ax.set_xlabel("width C of the embeddings")
     ax.set_ylabel("distance between two sums")
-    ax.set_title("520 token + position sums (65 tokens x 8 positions), at initialisation")
+    ax.set_title(f"{vocab * positions} token + position sums ({vocab} tokens × {positions} positions),\n"
+                 "at initialisation")
     ax.annotate("C = 1: sums pile up,\nlike 4 + 3 = 2 + 5", xy=(1, closest[0]), xytext=(1.6, 8),
-                color=theme.fg, fontsize=9, arrowprops={"arrowstyle": "->", "color": theme.muted})
+                color=theme.fg, arrowprops={"arrowstyle": "->", "color": theme.muted})
     ax.axvline(64, color=theme.muted, linestyle="--", linewidth=1)
-    ax.text(64 * 0.93, max(median) * 0.95, "the notes' model", color=theme.muted, ha="right", fontsize=9)
-    ax.legend(loc="upper left", fontsize=9)
+    ax.text(64 / 1.08, max(median), "the notes'\nmodel", color=theme.muted, ha="right", va="top")
+    ax.legend(loc="upper left")
     return fig

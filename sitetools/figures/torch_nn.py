@@ -25,15 +25,16 @@ def batchnorm_running_mean(theme: Theme):
         batch_means.append(batch.mean().item())
         running.append(bn.running_mean.item())
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
     ax.scatter(range(1, steps + 1), batch_means, s=14, color=theme.cycle(1), label="mean of each training batch", zorder=3)
     ax.plot(range(0, steps + 1), running, color=theme.cycle(0), linewidth=2.2, label="running_mean (buffer)")
     ax.axhline(data_mean, color=theme.muted, linestyle="--", linewidth=1)
-    ax.text(1, 12.2, "dashed line: the mean of the data, 10", color=theme.muted, ha="left", fontsize=9)
+    ax.text(1, data_mean + 2.2, f"dashed line: the mean of the data, {data_mean:g}", color=theme.muted, ha="left")
     ax.set_xlabel("training batches seen")
     ax.set_ylabel("mean")
     ax.set_xlim(0, steps)
     ax.set_ylim(-0.5, 13)
-    ax.set_title("running_mean ← 0.9 · running_mean + 0.1 · batch mean, starting from 0")
-    ax.legend(loc="lower right", fontsize=9)
+    keep = 1 - bn.momentum
+    ax.set_title(f"running_mean ← {keep:g} · running_mean\n+ {bn.momentum:g} · batch mean, from {running[0]:g}")
+    ax.legend(loc="lower right")
     return fig

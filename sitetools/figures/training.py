@@ -24,8 +24,9 @@ def _run():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tok = CharTokenizer(load_corpus())
-        data = torch.tensor(tok.encode(load_corpus()), dtype=torch.long)
+        text = load_corpus()
+        tok = CharTokenizer(text)
+        data = torch.tensor(tok.encode(text), dtype=torch.long)
         train_data, val_data = train_val_split(data, 0.9)
         torch.manual_seed(0)
         # The sizes `gptnotes train` uses by default; "fused" attention is the same maths, faster.
@@ -34,7 +35,8 @@ def _run():
                       eval_interval=EVAL_INTERVAL, eval_iters=10, seed=0, progress=False)
     finally:
         torch.set_num_threads(threads)
-    return tok.vocab_size, state.history
+    sizes = {"params": sum(p.numel() for p in model.parameters()), "corpus_bytes": len(text.encode("utf-8"))}
+    return tok.vocab_size, state.history, sizes
 
 
 @figure("training-loss-curve")
@@ -43,8 +45,8 @@ def loss_curve(theme: Theme):
 
     import matplotlib.pyplot as plt
 
-    vocab_size, h = _run()
-    fig, ax = plt.subplots(figsize=(7.5, 3.9))
+    vocab_size, h, sizes = _run()
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
     ax.plot(h.steps, h.losses, color=theme.muted, linewidth=0.6, alpha=0.6, label="loss of each training batch")
     ax.plot(h.eval_steps, [e["train"] for e in h.eval_losses], marker="o", markersize=3.5,
             color=theme.cycle(0), label="training text (estimate_loss)")
@@ -52,10 +54,11 @@ def loss_curve(theme: Theme):
             color=theme.cycle(1), label="validation text (estimate_loss)")
     ax.axhline(math.log(vocab_size), color=theme.muted, linestyle="--", linewidth=1)
     ax.text(h.steps[-1], math.log(vocab_size) + 0.05, f"ln {vocab_size} = {math.log(vocab_size):.2f}: uniform guess",
-            color=theme.muted, ha="right", va="bottom", fontsize=9)
+            color=theme.muted, ha="right", va="bottom")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy (nats per character)")
-    ax.set_title(f"A 0.21 M-parameter GPT on the package's 11 KB corpus, {len(h.steps)} AdamW steps")
+    ax.set_title(f"A {sizes['params'] / 1e6:.2f} M-parameter GPT, {len(h.steps)} AdamW steps\n"
+                 f"on the package's {sizes['corpus_bytes'] / 1000:.0f} KB corpus")
     ax.set_ylim(0.8, 5.0)
-    ax.legend(loc="center right", fontsize=9)
+    ax.legend(loc="center right")
     return fig

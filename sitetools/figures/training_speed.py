@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sitetools.figures import Theme, figure
 
+#: The two models: the site's small GPT and the lecture's (their names are completed with
+#: their parameter counts, computed, in the figure).
 SIZES = {
-    "small (0.2 M parameters, T = 32)": dict(vocab_size=65, block_size=32, n_embd=64, n_head=4, n_layer=4),
-    "lecture (10.8 M parameters, T = 256)": dict(vocab_size=65, block_size=256, n_embd=384, n_head=6, n_layer=6),
+    "small": {"vocab_size": 65, "block_size": 32, "n_embd": 64, "n_head": 4, "n_layer": 4},
+    "lecture": {"vocab_size": 65, "block_size": 256, "n_embd": 384, "n_head": 6, "n_layer": 6},
 }
 
 
@@ -38,30 +40,48 @@ def _parts(sizes: dict) -> dict[str, int]:
     return parts
 
 
+def _text_on(color: str) -> str:
+    """Black or white, whichever reads better on ``color`` (a #rrggbb fill)."""
+    r, g, b = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    lum = [(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4) for c in (r, g, b)]
+    y = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2]
+    return "#000000" if (y + 0.05) / 0.05 > 1.05 / (y + 0.05) else "#ffffff"
+
+
 @figure("training-speed-flops")
 def flops_per_token(theme: Theme):
     import matplotlib.pyplot as plt
+    import torch
 
-    fig, ax = plt.subplots(figsize=(7.5, 2.9))
-    labels = list(SIZES)
-    rows = [_parts(SIZES[label]) for label in labels]
+    from gptnotes import GPTLanguageModel
+
+    # Each model's name above its bar, the legend below: long labels on the left would make
+    # the figure wider than the column and shrink its text.
+    fig, ax = plt.subplots(figsize=(6.8, 3.7))
+    rows = [_parts(SIZES[key]) for key in SIZES]
     names = list(rows[0])
-    for y, row in enumerate(rows):
+    for y, (key, row) in enumerate(zip(SIZES, rows)):
+        torch.manual_seed(0)
+        n_params = sum(p.numel() for p in GPTLanguageModel(**SIZES[key]).parameters())
         total = sum(row.values())
         left = 0.0
         for i, name in enumerate(names):
             share = 100 * row[name] / total
-            ax.barh(y, share, left=left, color=theme.cycle(i), edgecolor=theme.fg, linewidth=0.3,
+            color = theme.cycle(i)
+            ax.barh(y, share, left=left, color=color, edgecolor=theme.fg, linewidth=0.3, height=0.55,
                     label=name if y == 0 else None)
-            if share > 6:
-                ax.text(left + share / 2, y, f"{share:.0f} %", ha="center", va="center", fontsize=8, color="white")
+            if share > 7:
+                ax.text(left + share / 2, y, f"{share:.0f} %", ha="center", va="center", color=_text_on(color))
             left += share
-        ax.text(101, y, f"{total / 1e6:.2f} MFLOP", va="center", fontsize=9, color=theme.fg)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 118)
+        ax.annotate(f"{key} ({n_params / 1e6:.1f} M parameters, T = {SIZES[key]['block_size']}): "
+                    f"{total / 1e6:.2f} MFLOP", (0, y - 0.3), xytext=(3, 2), textcoords="offset points",
+                    ha="left", va="bottom", color=theme.fg)
+    ax.set_yticks([])
+    ax.set_ylim(len(rows) - 0.6, -0.75)
+    ax.set_xlim(0, 100)
     ax.set_xticks([0, 25, 50, 75, 100])
-    ax.set_xlabel("share of the FLOPs of one trained token (forward + backward)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.38), ncol=3, fontsize=8, frameon=False)
+    ax.set_xlabel("% of the FLOPs of one trained token (forward + backward)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     ax.set_title("Nearly all the arithmetic is matrix products with the weights")
+    ax.grid(False)
     return fig
