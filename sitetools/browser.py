@@ -903,6 +903,14 @@ def lightbox_problems(visit: Visit) -> list[str]:
     out = [f"figure {img.get_attribute('src')} is not a lightbox link" for img in figures
            if not img.evaluate("i => !!i.closest('a.glightbox')")]
     shown = [img for img in figures if img.is_visible()]
+    if not shown:  # every figure sits in a collapsed box: open the first one's
+        palette = page.evaluate("() => document.body.getAttribute('data-md-color-scheme')")
+        twin = "#only-dark" if palette == DARK else "#only-light"
+        boxed = [img for img in figures if (img.get_attribute("src") or "").endswith(twin)]
+        if boxed:
+            boxed[0].evaluate("i => { for (let d = i.closest('details'); d; d = d.parentElement.closest('details'))"
+                              " d.open = true; }")
+        shown = [img for img in boxed if img.is_visible()]
     if not shown:
         return out + ["no figure is visible in this palette"]
     target = shown[0]

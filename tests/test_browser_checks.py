@@ -164,7 +164,7 @@ def test_rendered_maths_passes(pristine):
 # -- diagrams ---------------------------------------------------------------------------------
 
 def test_diagram_with_a_syntax_error_is_caught(visit):
-    v = visit("broken-diagram", replace('<pre class="mermaid"><code>flowchart LR', '<pre class="mermaid"><code>flowchart LR\n    A --> ((( B'),
+    v = visit("broken-diagram", replace('<pre class="mermaid"><code>flowchart TD', '<pre class="mermaid"><code>flowchart TD\n    A --> ((( B'),
               rich=True)
     assert has(browser.diagram_problems(v), "not rendered")
     assert browser.console_problems(v)

@@ -195,3 +195,18 @@ def test_attention_scale_figure_shows_the_variances_the_page_prints():
     shown = _shown_text("attention-scale")
     for v in printed:
         assert f"score variance {v:.2f}" in shown
+
+
+def test_the_profile_tables_show_every_profile_of_the_benchmark_results():
+    from sitetools.figures import training_speed
+
+    text = training_speed.RESULTS.read_text(encoding="utf-8")
+    found = training_speed.profiles(text)
+    assert len(found) == text.count("**Where the time goes:") >= 2
+    for title, rows, total in found:
+        assert title and total.startswith("Self CPU time total:")
+        assert 1 <= len(rows) <= 10 and all(r["Name"] and r["# of Calls"].isdigit() for r in rows)
+    markdown = training_speed.profile_tables()
+    assert markdown.count("| operation |") == len(found)
+    assert max(len(line) for line in markdown.splitlines()) < 120  # no 134-column profiler dump
+    assert f"`{found[0][1][0]['Name']}`" in markdown

@@ -35,6 +35,7 @@ import io
 import math
 import os
 import pkgutil
+from pathlib import Path
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -291,6 +292,8 @@ def _cache_key(spec: FigureSpec, variant: str) -> str:
     h.update(inspect.getsource(sys.modules[__name__]).encode())
     h.update(matplotlib.__version__.encode())
     h.update(f"{spec.name}:{variant}".encode())
+    for path in getattr(module, "INPUTS", ()):  # files a module reads (e.g. benchmark results)
+        h.update(Path(path).read_bytes())
     return h.hexdigest()
 
 

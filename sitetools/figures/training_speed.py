@@ -1,8 +1,15 @@
-"""Figure of the training-speed page: where the FLOPs of one trained token go, for both model sizes."""
+"""Figure and tables of the training-speed page: where the FLOPs of one trained token go,
+for both model sizes; and where the time of one step goes, from the benchmark's profiles."""
 
 from __future__ import annotations
 
-from sitetools.figures import Theme, figure
+import re
+from pathlib import Path
+
+from sitetools.figures import Theme, figure, table
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "train_throughput.md"
+INPUTS = (RESULTS,)  # part of the render cache's key
 
 #: The two models: the site's small GPT and the lecture's (their names are completed with
 #: their parameter counts, computed, in the figure).
@@ -85,3 +92,45 @@ def flops_per_token(theme: Theme):
     ax.set_title("Nearly all the arithmetic is matrix products with the weights")
     ax.grid(False)
     return fig
+
+
+# torch.profiler's table has ten columns and is 134 characters wide; the page shows the four
+# that the text discusses, as Markdown tables that fit the column.
+_PROFILE = re.compile(r"^\*\*Where the time goes: (?P<title>[^*]+)\*\*.*?\n```text\n(?P<body>.*?)\n```", re.M | re.S)
+_KEEP = ("Name", "Self CPU %", "Self CPU", "# of Calls")
+
+
+def profiles(text: str) -> list[tuple[str, list[dict[str, str]], str]]:
+    """The profiles in the benchmark's results: ``(title, rows, total line)`` each, a row a dict
+    of the profiler's columns by name."""
+    out = []
+    for m in _PROFILE.finditer(text):
+        lines = [line for line in m["body"].splitlines() if line.strip()]
+        header = next(line for line in lines if line.strip().startswith("Name"))
+        names = re.split(r"\s{2,}", header.strip())
+        rows = []
+        for line in lines:
+            if line.startswith("-") or line is header or ":" in line and "total" in line:
+                continue
+            cells = re.split(r"\s{2,}", line.strip())
+            if len(cells) == len(names):
+                rows.append(dict(zip(names, cells)))
+        total = next((line.strip() for line in lines if line.startswith("Self CPU time total")), "")
+        out.append((m["title"].strip(), rows, total))
+    return out
+
+
+@table("training-speed-profiles")
+def profile_tables() -> str:
+    found = profiles(RESULTS.read_text(encoding="utf-8"))
+    if not found:
+        raise ValueError(f"no profile in {RESULTS}")
+    out = []
+    for title, rows, total in found:
+        spent = total.split(":", 1)[-1].strip()
+        out += [f"**{title}**: {spent} of CPU time in all" if total else f"**{title}**", ""]
+        out.append("| operation | self CPU % | self CPU | calls |")
+        out.append("| --- | ---: | ---: | ---: |")
+        out += [f"| `{r['Name']}` | {r['Self CPU %']} | {r['Self CPU']} | {r['# of Calls']} |" for r in rows]
+        out.append("")
+    return "\n".join(out)
