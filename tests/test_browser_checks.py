@@ -318,13 +318,15 @@ def test_reading_faults_at_the_desktop_width_are_caught(crafted, visit):
     assert has(browser.lightbox_problems(v), "crafted-tiny.svg", "is not a lightbox link")
 
 
-def test_the_softmax_page_reads_well_and_its_figure_opens_full_screen(pristine):
-    r = browser.reading(pristine, browser.DESKTOP)
+def test_the_softmax_page_reads_well_and_its_figure_opens_full_screen(visit):
+    v = visit("reads-well", rich=True)
+    r = browser.reading(v, browser.DESKTOP)
     assert browser.reading_problems(r, concept=True) == []
     assert r.figures and r.smallest_figure_text >= browser.MIN_FIGURE_TEXT_PX
+    assert 0 < r.core_programs <= browser.CORE_PROGRAMS and 0 < r.core_words <= browser.CORE_WORDS
     assert r.collapsed and all("misconception" in c["classes"] or "deeper" in c["classes"] for c in r.collapsed)
-    assert browser.lightbox_problems(pristine) == []
-    assert pristine.page.evaluate("() => !!document.querySelector('.glightbox-container')") is False  # closed
+    assert browser.lightbox_problems(v) == []
+    assert v.page.evaluate("() => !!document.querySelector('.glightbox-container')") is False  # closed
 
 
 def test_a_figure_that_opens_nothing_is_caught(visit):
