@@ -92,7 +92,7 @@ def attention_scale(theme: Theme):
 
     T, hs, C, scores = scale_experiment()
     mask = ~causal_mask(T)
-    cases = [("no scale", 1.0), ("head_size ** -0.5 (right)", hs**-0.5), ("C ** -0.5 (the notes)", C**-0.5)]
+    cases = [("no scale", 1.0), ("head_size ** -0.5 (right)", hs**-0.5), ("C ** -0.5 (too small)", C**-0.5)]
     fig, ax = plt.subplots(figsize=(6.2, 4.4))
     width = 0.8 / len(cases)
     for i, (name, scale) in enumerate(cases):

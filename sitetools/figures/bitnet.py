@@ -20,7 +20,7 @@ from sitetools.figures import Theme, figure, table
 # The training run shared by the GPT figures
 # --------------------------------------------------------------------------------------
 
-#: Settings of the side-by-side run. The GPT is the notes' size (block_size 8, C = 64, 4 heads,
+#: Settings of the side-by-side run. The GPT is the site's small model's size (block_size 8, C = 64, 4 heads,
 #: 4 blocks) with the fused attention (the same maths as the per-head modules, fewer modules,
 #: so a quicker run); the text is the package's own corpus.
 RUN = {
@@ -312,7 +312,7 @@ def threshold_zeros(theme: Theme):
     from gptnotes import Linear, ternary_threshold, weight_quant
 
     g = torch.Generator().manual_seed(0)
-    weights = {"torch.randn (the notes' init)": torch.randn(256, 256, generator=g)}
+    weights = {"torch.randn (std 1)": torch.randn(256, 256, generator=g)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         for c_in in (64, 1024):

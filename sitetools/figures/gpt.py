@@ -1,4 +1,4 @@
-"""Figures of the GPT page: where the parameters of the notes' model are."""
+"""Figures of the GPT page: where the parameters of the site's small model are."""
 
 from __future__ import annotations
 
@@ -55,6 +55,6 @@ def parameters(theme: Theme):
     ax.set_xlim(0, max(counts.values()) * 1.45)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:.0f}k" if x else "0"))
     ax.set_xlabel(f"parameters (all {model.config.n_layer} blocks together)")
-    ax.set_title(f"The {total:,} parameters of the notes' GPT, by kind")
+    ax.set_title(f"The {total:,} parameters of the site's small GPT, by kind")
     ax.grid(axis="y", visible=False)
     return fig

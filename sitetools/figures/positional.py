@@ -76,6 +76,6 @@ def collisions(theme: Theme):
     ax.annotate("C = 1: sums pile up,\nlike 4 + 3 = 2 + 5", xy=(1, closest[0]), xytext=(1.6, 8),
                 color=theme.fg, arrowprops={"arrowstyle": "->", "color": theme.muted})
     ax.axvline(64, color=theme.muted, linestyle="--", linewidth=1)
-    ax.text(64 / 1.08, max(median), "the notes'\nmodel", color=theme.muted, ha="right", va="top")
+    ax.text(64 / 1.08, max(median), "this site's\nmodel", color=theme.muted, ha="right", va="top")
     ax.legend(loc="upper left")
     return fig
