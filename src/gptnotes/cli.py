@@ -236,8 +236,12 @@ def _train_locked(args: argparse.Namespace, ctx: DistributedContext, out: Path, 
         f"{len(train_data)} training and {len(val_data)} validation tokens{processes}")
     latest: list[TrainState] = []
 
+    saved_at: list[int] = []
+
     def save(st: TrainState) -> None:
-        save_checkpoint(out, model, st, tokenizer=tokenizer, extra={"batch_size": batch_size}, force=True)
+        if saved_at != [st.step]:  # --save-every may have just saved this step
+            save_checkpoint(out, model, st, tokenizer=tokenizer, extra={"batch_size": batch_size}, force=True)
+            saved_at[:] = [st.step]
 
     with _stop_at_step_end() as stop:
         def on_step(st: TrainState) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import errno
 import glob
 import hashlib
 import inspect
@@ -1012,11 +1013,28 @@ def _checkpoint_path(path: object) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
     p = Path(path)
-    if str(path) == "" or p.is_dir():
+    if str(path) == "":
+        raise ValueError("path must name a file, got ''")
+    _check_name_length(p)
+    if p.is_dir():
         raise ValueError(f"path must name a file, got {str(path)!r}, which is a folder")
     if not p.parent.is_dir():  # Path("a.pt").parent is Path(".")
         raise FileNotFoundError(f"path: the folder {str(p.parent)!r} of {str(p)!r} does not exist")
     return p
+
+
+def _check_name_length(p: Path) -> None:
+    folder = p.parent if p.parent.is_dir() else Path(".")
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max = 255
+    for part in p.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise OSError(
+                f"path: the name {part[:40]!r}... in {str(p)[:80]!r} is {len(os.fsencode(part))} bytes, longer than "
+                f"the {name_max} this file system allows",
+            )
 
 
 def _is_gptnotes_checkpoint(path: Path) -> bool:
@@ -1041,6 +1059,10 @@ def _target(path: object, force: bool) -> Path:
         st = os.stat(real)
     except FileNotFoundError:
         return real
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:  # nothing can be there; check_checkpoint_target says why
+            return real
+        raise
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, socket or device)"
         raise ValueError(f"path: {str(p)!r} is {kind}; a checkpoint is never written over it")
@@ -1186,26 +1208,21 @@ def check_checkpoint_target(path: str | Path, *, force: bool = False, size: int 
     size = check_nonnegative_int(size, "size")
     real = _target(path, force)
     shown = str(path)
-    try:
-        name_max = os.pathconf(real.parent, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):
-        name_max = 255
-    if len(os.fsencode(real.name)) > name_max:
-        raise OSError(f"path: the name of {shown!r} is {len(os.fsencode(real.name))} bytes, longer than the "
-                      f"{name_max} this file system allows")
+    _check_name_length(real)
     try:
         fd, probe = tempfile.mkstemp(prefix=_temp_prefix(real), suffix=".tmp", dir=real.parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
         raise OSError(f"path: cannot write a checkpoint at {shown!r}: {err.strerror or err}") from None
+    free = None
     if size:
-        with contextlib.suppress(OSError, AttributeError):
+        with contextlib.suppress(OSError, AttributeError):  # no statvfs: not checked
             fs = os.statvfs(real.parent)
             free = fs.f_bavail * fs.f_frsize + (real.stat().st_size if real.exists() else 0)
-            if free < size:
-                raise OSError(f"path: a checkpoint of about {size:,} bytes does not fit on the disk of "
-                              f"{shown!r} ({free:,} bytes free)")
+    if free is not None and free < size:
+        raise OSError(f"path: a checkpoint of about {size:,} bytes does not fit on the disk of "
+                      f"{shown!r} ({free:,} bytes free)")
     return real
 
 
@@ -1322,7 +1339,7 @@ def save_checkpoint(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             if isinstance(err, OSError) and not isinstance(err, CheckpointInUseError) and err.strerror:
-                raise OSError(err.errno, f"path: cannot write the checkpoint {str(path)!r}: {err.strerror}") from None
+                raise OSError(f"path: cannot write the checkpoint {str(path)!r}: {err.strerror}") from None
             raise
 
 
