@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gptnotes._checks import (
+    check_allocation,
     check_eps,
     check_finite,
     check_float_tensor,
@@ -550,6 +551,7 @@ class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
+        check_allocation(4 * self.dim, "the float32 weight of RMSNorm", f"dim={self.dim}")
         self.eps = check_eps(eps, "eps")
         self.weight = nn.Parameter(torch.ones(self.dim))
 

@@ -162,10 +162,12 @@ def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
         raise UserError(f"--out must name a checkpoint file, got {args.out!r}, which is a folder")
     if not out.parent.is_dir():
         raise UserError(f"--out: the folder {str(out.parent)!r} does not exist")
-    if args.steps < 1:
-        raise UserError(f"--steps must be a positive integer, got {args.steps}")
-    if args.save_every is not None and args.save_every < 1:
-        raise UserError(f"--save-every must be a positive integer, got {args.save_every}")
+    for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--save-every", args.save_every),
+                          ("--eval-interval", args.eval_interval), ("--eval-iters", args.eval_iters)):
+        if value is not None and value < 1:  # before anything is printed or loaded
+            raise UserError(f"{option} must be a positive integer, got {value}")
+    if not (args.lr > 0 and args.lr < float("inf")):
+        raise UserError(f"--lr must be a positive finite number, got {args.lr}")
     _check_seed(args.seed)
     if args.resume and _given_sizes(args):
         raise UserError("--resume continues the checkpoint's model: do not give model size options with it")

@@ -104,6 +104,7 @@ def one_hot(idx: torch.Tensor, num_classes: int) -> torch.Tensor:
     """
     num_classes = check_positive_int(num_classes, "num_classes")
     check_token_ids(idx, num_classes, "idx")
+    check_allocation(4 * idx.numel() * num_classes, "the float32 one-hot tensor", f"num_classes={num_classes}")
     out = torch.zeros(*idx.shape, num_classes, device=idx.device)   # (*, V)
     return out.scatter_(-1, idx.long().unsqueeze(-1), 1.0)          # (*, V), one 1 per row
 

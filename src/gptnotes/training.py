@@ -1130,7 +1130,10 @@ def checkpoint_lock(path: str | Path) -> Iterator[Path]:
         return
     lock_file = real.parent / f"{_temp_prefix(real)}lock"
     while True:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # named by the checkpoint, not by the hidden lock file
+            raise OSError(f"path: cannot write a checkpoint at {str(path)!r}: {err.strerror or err}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
