@@ -392,7 +392,10 @@ def test_item7_ctrl_c_outside_training_is_one_line(capsys, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "format_parameter_table", interrupted)
-    code, _, err = _run(capsys, "params")
+    try:
+        code, _, err = _run(capsys, "params")
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main: a traceback, not one line")
     assert code == 130
     _one_line_error(err, "interrupted")
 

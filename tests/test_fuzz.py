@@ -326,7 +326,7 @@ CLI_CASES = [
     ("train", "--save-every", ["0", "-5"]), ("train", "--out", ["", "/", "/proc/x.pt", "/dev/null", "/nonexistent/x.pt"]),
     ("train", "FILE", ["/nonexistent.txt", "/", "/dev/zero", "EMPTY", "BINARY"]),
     ("generate", "--tokens", ["-1"]), ("generate", "--temperature", ["0", "-1", "nan", "inf"]),
-    ("generate", "--seed", ["-1", str(2**64)]), ("generate", "--prompt", ["\x00~§"]),
+    ("generate", "--seed", ["-1", str(2**64)]), ("generate", "--prompt", ["\x01~§"]),
     ("generate", "CKPT", ["/nonexistent.pt", "/", "/dev/zero", "TEXT"]),
     ("params", "--vocab-size", ["0", "-1", "100000000", str(10**15)]), ("params", "--block-size", ["0", str(10**9)]),
     ("params", "--n-head", ["0", "5"]), ("params", "--dropout", ["1.0"]),
