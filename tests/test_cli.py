@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -223,11 +226,6 @@ def test_cli_generate_and_resume_from_damaged_checkpoints(capsys, text_file, tmp
 # Issue 14: a command line you can trust (each test names the item of the issue it guards)
 # ---------------------------------------------------------------------------------------
 
-import os  # noqa: E402
-import signal  # noqa: E402
-import time  # noqa: E402
-
-
 def _cli(*argv, **kw):
     """``python -m gptnotes`` in a child process (what a crash would kill is not the test run)."""
     return subprocess.run([sys.executable, "-m", "gptnotes", *argv], capture_output=True, text=True, timeout=300, **kw)
@@ -415,6 +413,7 @@ def test_item11_generate_prints_each_token_as_it_comes(capsys, text_file, tmp_pa
     ckpt = str(tmp_path / "c.pt")
     assert _run(capsys, "train", str(text_file), "--out", ckpt, "--steps", "2", *TINY, *FAST)[0] == 0
     code, whole, _ = _run(capsys, "generate", ckpt, "--tokens", "30", "--seed", "3")
+    assert code == 0 and len(whole.rstrip("\n")) == 30
 
     class Recorder:
         def __init__(self):

@@ -248,7 +248,7 @@ def test_every_bad_argument_of_the_catalogue_gets_a_clear_error():
     for name, fn, valid, arg, bad in CASES:
         kwargs = valid()
         kwargs[arg] = bad
-        kind, detail = _classify(lambda: fn(**kwargs), _names(arg), path_arg=arg == "path")
+        kind, detail = _classify(lambda fn=fn, kwargs=kwargs: fn(**kwargs), _names(arg), path_arg=arg == "path")
         OUTCOMES[kind] += 1
         if kind != "clear":
             failures.append(f"{kind}: {name}({arg}={bad!r}): {detail[:300]}")

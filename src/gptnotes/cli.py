@@ -33,7 +33,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -133,7 +133,7 @@ class _Interrupted(Exception):
 
 
 @contextlib.contextmanager
-def _stop_at_step_end() -> "contextlib.AbstractContextManager[list]":
+def _stop_at_step_end() -> Iterator[list]:
     """Turn the first Ctrl-C into a flag read after each step (a second one interrupts at once)."""
     flag: list[bool] = []
     if not hasattr(signal, "SIGINT") or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
