@@ -417,3 +417,33 @@ def test_causal_attention_checks_dtypes_head_size_and_flags():
         causal_attention(q, q, q.double())
     with pytest.raises(TypeError, match="return_weights"):
         causal_attention(q, q, q, return_weights="no")
+
+
+# --- issue 14, item 8: absurd sizes are refused before anything is allocated ---------------
+
+
+def test_item8_sizes_beyond_the_machine_are_refused_with_the_numbers(monkeypatch):
+    import gptnotes._checks as checks
+
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 10**9)
+    with pytest.raises(ValueError, match=r"T=100000: the \(T, T\) boolean causal mask would need 10 GB of memory, "
+                                         r"more than this machine's 1 GB"):
+        causal_mask(100000)
+    with pytest.raises(ValueError, match="num_heads=1000000000000.* would need"):
+        MultiHeadAttention(8, 10**12, 4, 6)  # never returned before
+    with pytest.raises(ValueError, match="block_size=40000.* would need"):
+        Head(8, 4, 40000)
+
+
+def test_item8_heads_share_one_causal_mask():
+    mha = MultiHeadAttention(8, 4, 2, 16)
+    ptrs = {h.tril.data_ptr() for h in mha.heads}
+    assert len(ptrs) == 1 and mha.heads[0].tril.tolist() == causal_mask(16).tolist()
+
+
+def test_item11_return_weights_must_be_a_bool():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 8)
+    for layer in (Head(8, 4, 4), MultiHeadAttention(8, 2, 4, 4)):
+        with pytest.raises(TypeError, match="return_weights must be True or False, got int 1"):
+            layer(x, return_weights=1)

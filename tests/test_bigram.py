@@ -367,3 +367,11 @@ def test_an_empty_batch_is_refused_not_answered_with_nan(shape):
         _model()(empty, empty)
     with pytest.raises(ValueError, match="idx"):
         _model().generate(empty, 2)
+
+
+def test_item8_a_table_beyond_the_machine_is_refused(monkeypatch):
+    import gptnotes._checks as checks
+
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 24 * 10**9)
+    with pytest.raises(ValueError, match=r"vocab_size=100000: .* would need 40 GB of memory, more than this machine's 24 GB"):
+        BigramLanguageModel(100000)

@@ -887,3 +887,32 @@ def test_bitnet_helpers_check_shapes_dtypes_and_the_stored_scale():
         weight_memory_report(torch.randn(5))
     with pytest.raises(ValueError, match="scale must be finite in float32"):
         BitLinearInference(torch.tensor([[1, 0, -1]], dtype=torch.int8), 1e300, torch.ones(3))
+
+
+# --- issue 14, item 10: numerics ---------------------------------------------------------
+
+
+def test_item10_int8_matmul_refuses_a_k_where_int32_would_wrap():
+    from gptnotes.bitnet import INT8_MATMUL_MAX_K
+
+    k = INT8_MATMUL_MAX_K + 1  # 131072: 16384 * K = 2**31
+    a = torch.full((1, k), -128, dtype=torch.int8)
+    b = torch.full((k, 1), -128, dtype=torch.int8)
+    with pytest.raises(ValueError, match="K=131072: .* exact in int32 only for K <= 131071"):
+        int8_matmul(a, b)  # returned -2147483648 (wrapped)
+    ok = int8_matmul(a[:, :INT8_MATMUL_MAX_K], b[:INT8_MATMUL_MAX_K])
+    assert ok.item() == 16384 * INT8_MATMUL_MAX_K
+
+
+def test_item10_activation_quant_of_small_float16_values_is_not_zero():
+    x = torch.tensor([[1e-3, -5e-4, 2.5e-4]], dtype=torch.float16)
+    codes, scale = activation_quant(x)  # 127 / 1e-3 overflowed float16: scale inf, codes 0
+    assert codes.tolist() == [[127, -64, 32]] and bool(torch.isfinite(scale).all())
+    fake = activation_fake_quant(x)
+    assert fake.dtype == torch.float16 and torch.allclose(fake.float(), x.float(), rtol=1e-2)
+
+
+@pytest.mark.parametrize("eps", [1e-320, 1e300])
+def test_item10_rmsnorm_refuses_an_eps_float32_cannot_use(eps):
+    with pytest.raises(ValueError, match=r"eps must lie in"):
+        RMSNorm(4, eps=eps)  # 1e-320 gave NaN for a zero input, 1e300 an overflow error

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -217,3 +220,228 @@ def test_cli_generate_and_resume_from_damaged_checkpoints(capsys, text_file, tmp
     torch.save(payload, ckpt)
     code, _, err = _run(capsys, "generate", ckpt, "--tokens", "5")
     assert code == 2 and "damaged" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 14: a command line you can trust (each test names the item of the issue it guards)
+# ---------------------------------------------------------------------------------------
+
+def _cli(*argv, **kw):
+    """``python -m gptnotes`` in a child process (what a crash would kill is not the test run)."""
+    return subprocess.run([sys.executable, "-m", "gptnotes", *argv], capture_output=True, text=True, timeout=300, **kw)
+
+
+def _one_line_error(err, *needles):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gptnotes ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], err
+
+
+def test_item1_resume_from_moments_of_the_wrong_shape_is_an_error_not_a_crash(capsys, text_file, tmp_path):
+    ckpt = str(tmp_path / "c.pt")
+    assert _run(capsys, "train", str(text_file), "--out", ckpt, "--steps", "2", *TINY, *FAST)[0] == 0
+    payload = torch.load(ckpt, weights_only=True)
+    for s in payload["train_state"]["optimizer"]["state"].values():
+        s["exp_avg"] = torch.zeros(3)
+    torch.save(payload, ckpt)
+    result = _cli("train", str(text_file), "--out", ckpt, "--resume", "--steps", "1", "--no-progress")
+    assert result.returncode == 2  # was -11 (SIGSEGV) or -7 (SIGBUS)
+    _one_line_error(result.stderr, "exp_avg has shape (3,)")
+
+
+def test_item2_out_never_replaces_the_text_a_foreign_file_or_a_fifo(capsys, text_file, tmp_path):
+    before = text_file.read_bytes()
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(text_file), "--steps", "1", "--force", *TINY, *FAST)
+    assert code == 2 and "is the training text" in err and text_file.read_bytes() == before
+    other = tmp_path / "thesis.txt"
+    other.write_text("years of work", encoding="utf-8")
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(other), "--steps", "1", *TINY, *FAST)
+    _one_line_error(err, "is not a gptnotes checkpoint", "--force")
+    assert code == 2 and other.read_text(encoding="utf-8") == "years of work"
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(other), "--steps", "1", "--force", *TINY, *FAST)
+    assert code == 0, err
+    assert load_checkpoint(other).state.step == 1
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(fifo), "--steps", "1", "--force", *TINY, *FAST)
+    assert code == 2 and "not a regular file" in err and fifo.is_fifo()
+
+
+def test_item5_an_unwritable_out_is_reported_before_training(capsys, text_file):
+    code, out, err = _run(capsys, "train", str(text_file), "--out", "/proc/gptnotes-c.pt", "--steps", "1", *TINY, *FAST)
+    assert code == 2 and out == ""  # no step was trained (and lost)
+    _one_line_error(err, "'/proc/gptnotes-c.pt'")
+    assert ".tmp" not in err
+
+
+def test_item6_a_second_run_on_the_same_out_stops_at_once(capsys, text_file, tmp_path):
+    ckpt = tmp_path / "c.pt"
+    assert _run(capsys, "train", str(text_file), "--out", str(ckpt), "--steps", "2", *TINY, *FAST)[0] == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom gptnotes.training import checkpoint_lock\n"
+         f"with checkpoint_lock({str(ckpt)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = _run(capsys, "train", str(text_file), "--out", str(ckpt), "--resume", "--steps", "3", "--no-progress")
+    finally:
+        holder.communicate("", timeout=60)
+    assert code == 2  # was 0, and one of the two runs' steps was lost
+    _one_line_error(err, "being written by another gptnotes process")
+    assert load_checkpoint(ckpt).state.step == 2
+
+
+def test_item6_ctrl_c_saves_the_last_finished_step_and_exits_130(text_file, tmp_path):
+    ckpt = tmp_path / "c.pt"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gptnotes", "train", str(text_file), "--out", str(ckpt), "--steps", "1000000",
+         *TINY, "--eval-interval", "1000000", "--eval-iters", "1", "--batch-size", "4", "--no-progress"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert "M parameters" in child.stderr.readline()  # training has started
+    time.sleep(1.0)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    _one_line_error(err, "interrupted: saved", "continue with --resume")
+    step = load_checkpoint(ckpt).state.step
+    assert step >= 1 and f"after step {step};" in err
+    assert sorted(os.listdir(tmp_path)) == ["c.pt", "input.txt"]  # no temporary or lock file left
+
+
+def test_item6_save_every_saves_during_the_run(capsys, text_file, tmp_path, monkeypatch):
+    import gptnotes.cli as cli
+
+    saved = []
+    real_save = cli.save_checkpoint
+
+    def recording_save(path, model, state, **kw):
+        saved.append(state.step)
+        real_save(path, model, state, **kw)
+
+    monkeypatch.setattr(cli, "save_checkpoint", recording_save)
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--steps", "6",
+                        "--save-every", "2", *TINY, *FAST)
+    assert code == 0, err
+    assert saved == [2, 4, 6]
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--steps", "6",
+                        "--save-every", "0", *TINY, *FAST)
+    assert code == 2 and "--save-every must be a positive integer" in err
+
+
+def test_item7_allocation_failures_and_absurd_sizes_are_one_line(capsys, text_file, tmp_path, monkeypatch):
+    import gptnotes._checks as checks
+
+    code, _, err = _run(capsys, "params", "--vocab-size", "100000000")
+    assert code == 2
+    _one_line_error(err, "vocab_size=100000000", "would need", "more than this machine's")
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 10**9)
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--block-size", "100000",
+                        "--steps", "1", "--no-progress")
+    assert code == 2
+    _one_line_error(err, "block_size=100000", "would need")
+
+
+def test_item7_torch_allocation_errors_are_one_line(capsys, monkeypatch):
+    import gptnotes.cli as cli
+
+    def failing(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 40000000000 bytes.\nmore lines")
+
+    monkeypatch.setattr(cli.GPTLanguageModel, "from_config", failing)
+    code, _, err = _run(capsys, "params")
+    assert code == 2
+    _one_line_error(err, "out of memory", "DefaultCPUAllocator")
+
+
+def test_item7_tiny_temperature_closed_stdout_and_tampered_lr(capsys, text_file, tmp_path):
+    ckpt = str(tmp_path / "c.pt")
+    assert _run(capsys, "train", str(text_file), "--out", ckpt, "--steps", "2", *TINY, *FAST)[0] == 0
+    code, out, err = _run(capsys, "generate", ckpt, "--tokens", "5", "--temperature", "1e-50", "--seed", "0")
+    assert code == 0 and len(out.rstrip("\n")) == 5, err  # the one-hot limit, not NaN
+    result = _cli("generate", ckpt, "--tokens", "5", preexec_fn=lambda: os.close(1))  # gptnotes generate c.pt >&-
+    assert result.returncode == 2
+    _one_line_error(result.stderr, "standard output is closed")
+    payload = torch.load(ckpt, weights_only=True)
+    payload["train_state"]["optimizer"]["param_groups"][0]["lr"] = -1.0
+    torch.save(payload, ckpt)
+    code, _, err = _run(capsys, "train", str(text_file), "--out", ckpt, "--resume", "--steps", "1", "--no-progress")
+    assert code == 2
+    _one_line_error(err, "lr must be a positive finite number, got -1.0")
+
+
+def test_item7_a_folder_or_fifo_as_file_is_named_for_what_it_is(capsys, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, expected in ((tmp_path, "is a folder"), (fifo, "not a regular file")):
+        code, _, err = _run(capsys, "train", str(path), "--out", str(tmp_path / "c.pt"), "--steps", "1", *TINY, *FAST)
+        assert code == 2
+        _one_line_error(err, expected)
+        assert "no such file" not in err
+
+
+def test_item7_ctrl_c_outside_training_is_one_line(capsys, monkeypatch):
+    import gptnotes.cli as cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "format_parameter_table", interrupted)
+    try:
+        code, _, err = _run(capsys, "params")
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main: a traceback, not one line")
+    assert code == 130
+    _one_line_error(err, "interrupted")
+
+
+def test_item8_params_with_a_long_context_builds_one_mask(capsys, monkeypatch):
+    import gptnotes.attention as attention
+
+    made = []
+    real = attention.causal_mask
+    monkeypatch.setattr(attention, "causal_mask", lambda T, device=None: made.append(T) or real(T, device))
+    code, out, _ = _run(capsys, "params", "--block-size", "2048")
+    assert code == 0 and "total:" in out
+    assert made == [2048]  # one block_size² mask shared by the 16 heads, not one each
+
+
+def test_item11_generate_prints_each_token_as_it_comes(capsys, text_file, tmp_path, monkeypatch):
+    ckpt = str(tmp_path / "c.pt")
+    assert _run(capsys, "train", str(text_file), "--out", ckpt, "--steps", "2", *TINY, *FAST)[0] == 0
+    code, whole, _ = _run(capsys, "generate", ckpt, "--tokens", "30", "--seed", "3")
+    assert code == 0 and len(whole.rstrip("\n")) == 30
+
+    class Recorder:
+        def __init__(self):
+            self.flushed = []
+            self.buffer = ""
+
+        def write(self, text):
+            self.buffer += text
+
+        def flush(self):
+            self.flushed.append(self.buffer)
+
+        def fileno(self):
+            return 1
+
+    rec = Recorder()
+    monkeypatch.setattr(sys, "stdout", rec)
+    assert main(["generate", ckpt, "--tokens", "30", "--seed", "3"]) == 0
+    assert rec.buffer == whole  # the same text as before ...
+    assert len(rec.flushed) >= 30  # ... shown token by token, not all at the end
+
+
+def test_item11_train_does_not_build_a_list_of_ints(capsys, text_file, tmp_path, monkeypatch):
+    from gptnotes.data import CharTokenizer
+
+    def no_list(self, text):
+        raise AssertionError("train built a Python list of ids")
+
+    monkeypatch.setattr(CharTokenizer, "encode", no_list)
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--steps", "1", *TINY, *FAST)
+    assert code == 0, err

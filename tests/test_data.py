@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import pytest
@@ -248,8 +249,27 @@ def test_load_text_reads_utf8_with_non_ascii(tmp_path):
 def test_load_text_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="path.*nope.txt"):
         load_text(tmp_path / "nope.txt")
-    with pytest.raises(FileNotFoundError, match="path"):
-        load_text(tmp_path)                                     # a folder is not a file
+    with pytest.raises(ValueError, match="path: .* is a folder, not a text file"):
+        load_text(tmp_path)                                     # a folder is not a file (not "no such file")
+
+
+def test_load_text_refuses_a_fifo_and_a_device_clearly(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="path: .*pipe.* is not a regular file"):
+        load_text(fifo)                                          # before: "no such file"
+    with pytest.raises(ValueError, match="not a regular file"):
+        load_text("/dev/zero")                                   # before: "no such file" (or reading forever)
+
+
+def test_encode_tensor_equals_encode_and_names_an_unknown_character():
+    tok = CharTokenizer("hello wörld 😀")
+    text = "wörld 😀 hello" * 3
+    ids = tok.encode_tensor(text)
+    assert ids.dtype == torch.long and ids.tolist() == tok.encode(text)
+    with pytest.raises(ValueError, match="character 'x' at position 2"):
+        tok.encode_tensor("hex")
+    assert tok.encode_tensor("").shape == (0,)
 
 
 def test_load_text_empty_file(tmp_path):

@@ -195,3 +195,16 @@ def test_cli_rejects_a_batch_the_processes_cannot_share(monkeypatch, tmp_path, c
     assert main(["train", str(text), "--batch-size", "4", "--out", str(tmp_path / "c.pt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gptnotes train: error: --batch-size 4 must be divisible by the number of processes (3)")
+
+
+def test_item11_distributed_context_validates_its_fields():
+    from gptnotes import DistributedContext
+
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match=r"rank must be in \[0, world_size - 1\] = \[0, 1\], got 2"):
+        DistributedContext(rank=2, world_size=2, local_rank=0, backend="gloo", device=cpu)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        DistributedContext(rank=0, world_size=1, local_rank=0, backend="mpi?", device=cpu)
+    with pytest.raises(TypeError, match="device must be a torch.device, got str"):
+        DistributedContext(rank=0, world_size=1, local_rank=0, backend=None, device="cpu")
+    assert DistributedContext(rank=0, world_size=1, local_rank=0, backend=None, device=cpu).is_main

@@ -475,3 +475,36 @@ def test_learned_embeddings_check_the_seed_and_a_diverging_loss():
         train_next_token_embeddings(data, 3, steps=2, seed=2**70)
     with pytest.raises(FloatingPointError, match="lower lr"):
         train_next_token_embeddings(data, 3, steps=5, lr=1e30)
+
+
+# --- issue 14: numerics and names --------------------------------------------------------
+
+
+@pytest.mark.parametrize("eps", [1e-320, 1e300])
+def test_item10_cosine_similarity_refuses_an_eps_float32_cannot_use(eps):
+    with pytest.raises(ValueError, match=r"eps must lie in \[1.175e-38, 1e\+30\]"):
+        cosine_similarity(torch.zeros(3), torch.ones(3), eps=eps)  # was NaN, or torch's overflow error
+
+
+def test_item10_nearest_refuses_nan_rows_instead_of_ranking_them_first():
+    table = torch.tensor([[float("nan"), 0.0], [1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="table must be finite"):
+        nearest(torch.tensor([1.0, 0.0]), table)  # returned row 0 (NaN) first
+
+
+def test_item11_analogy_names_the_table_and_none_is_named():
+    words, table = toy_word_embeddings()
+    bad = table.clone()
+    bad[words.index("king"), 0] = float("nan")
+    with pytest.raises(ValueError, match="table must be finite"):
+        analogy("man", "king", "woman", words, bad)  # said "query", which the caller never passed
+    with pytest.raises(TypeError, match="exclude must be an iterable of int row ids, got NoneType"):
+        nearest(table[0], table, exclude=None)
+
+
+def test_item11_a_meta_tensor_is_named_not_sent_to_item():
+    emb = Embedding(5, 3)
+    with pytest.raises(ValueError, match="idx is a meta tensor"):
+        emb(torch.zeros(2, dtype=torch.long, device="meta"))
+    with pytest.raises(ValueError, match="query is a meta tensor"):
+        nearest(torch.zeros(3, device="meta"), torch.ones(2, 3))

@@ -607,3 +607,35 @@ def test_generate_at_a_tiny_temperature_takes_the_argmax():
 def test_a_block_checks_its_input_before_the_layer_norm(x, error, word):
     with pytest.raises(error, match=word):
         Block(8, 2, 4)(x)
+
+
+# --- issue 14 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eps", [1e-320, 1e300])
+def test_item10_layer_norm_refuses_an_eps_float32_cannot_use(eps):
+    with pytest.raises(ValueError, match=r"eps must lie in \[1.175e-38, 1e\+30\]"):
+        layer_norm(torch.zeros(1, 4), eps=eps)  # was NaN (1e-320 is 0 in float32) or an overflow error
+
+
+def test_item8_config_counts_parameters_and_memory_without_building():
+    cfg = GPTConfig(**NOTES_SIZES)
+    assert cfg.parameter_count() == 208193
+    fused = GPTConfig(**{**NOTES_SIZES, "attention": "fused"})
+    torch.manual_seed(0)
+    assert fused.parameter_count() == sum(p.numel() for p in GPTLanguageModel.from_config(fused).parameters())
+    assert cfg.memory_bytes() == 4 * 208193 + 8 * 8 and fused.memory_bytes() == 4 * 208193
+
+
+def test_item8_a_model_beyond_the_machine_is_refused_before_building(monkeypatch):
+    import gptnotes._checks as checks
+
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 10**9)
+    with pytest.raises(ValueError, match=r"n_layer=100000: a GPTLanguageModel of [\d,]+ parameters would need"):
+        GPTLanguageModel(65, 8, 64, 4, 100000)  # was still building after 60 s
+
+
+def test_item3_config_attention_is_a_plain_str():
+    import numpy as np
+
+    assert type(GPTConfig(attention=np.str_("fused")).attention) is str

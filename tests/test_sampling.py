@@ -193,3 +193,14 @@ def test_softmax_with_temperature_is_unchanged_by_subtracting_the_maximum():
 def test_sampling_from_no_rows_is_refused():
     with pytest.raises(ValueError, match="logits"):
         sample_next_token(torch.zeros(0, 3))
+
+
+@pytest.mark.parametrize("temperature", [1e-50, 7e-46, 5e-324])
+def test_item10_temperatures_below_float32_give_the_one_hot_limit(temperature):
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.5, 0.5, -1.0]])
+    probs = softmax_with_temperature(logits, temperature)  # was NaN: the temperature rounded to 0
+    assert probs.tolist() == [[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]
+    half = softmax_with_temperature(logits.half(), 1e-10)
+    assert half.tolist() == [[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]
+    g = torch.Generator().manual_seed(0)
+    assert sample_next_token(logits[:1], temperature, generator=g).tolist() == [[1]]

@@ -472,8 +472,8 @@ def test_train_refuses_an_optimizer_of_other_parameters():
     model = _gpt()
     with pytest.raises(ValueError, match="state.optimizer does not update the parameters of model"):
         train(model, tr, steps=2, state=TrainState(optimizer=make_optimizer(nn.Linear(2, 2))), **KW)
-    with pytest.raises(TypeError, match="state.optimizer"):
-        train(model, tr, steps=2, state=TrainState(optimizer=5), **KW)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        TrainState(optimizer=5)  # refused when the state is made, before train sees it
 
 
 def test_save_checkpoint_refuses_what_it_could_not_load_back(tmp_path):
@@ -499,14 +499,15 @@ def test_save_checkpoint_refuses_what_it_could_not_load_back(tmp_path):
 def test_load_checkpoint_calls_a_damaged_file_damaged(tmp_path, damage):
     tok, _, _ = _data()
     model = _gpt()
-    text = "abc" if damage.startswith("vocabulary") else "".join(tok.chars)
     path = tmp_path / "c.pt"
-    save_checkpoint(path, model, tokenizer=CharTokenizer(text))
+    save_checkpoint(path, model, tokenizer=tok)  # save_checkpoint itself refuses each damage
     payload = torch.load(path, weights_only=True)
     if damage == "no extra":
         del payload["extra"]
     elif damage == "extra not a dict":
         payload["extra"] = [1, 2]
+    else:
+        payload["vocab"] = ["a", "b", "c"]
     torch.save(payload, path)
     with pytest.raises(ValueError, match="damaged"):
         load_checkpoint(path)
@@ -517,3 +518,244 @@ def test_train_and_estimate_loss_name_a_model_that_takes_no_targets():
     for call in (lambda m: train(m, tr, steps=2, **KW), lambda m: estimate_loss(m, {"val": tr}, 8, 4, 1)):
         with pytest.raises(TypeError, match=r"model must be called as model\(x, y\)"):
             call(nn.Linear(4, 4))
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 14: checkpoints you can trust (each test names the item of the issue it guards)
+# ---------------------------------------------------------------------------------------
+
+
+def _trained_checkpoint(tmp_path, name="c.pt"):
+    tok, tr, va = _data()
+    model = _gpt()
+    state = train(model, tr, va, steps=2, **KW)
+    path = tmp_path / name
+    save_checkpoint(path, model, state, tokenizer=tok, extra={"batch_size": 4})
+    return path
+
+
+def _tamper(path, change):
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+def test_item1_optimizer_moments_of_the_wrong_shape_are_refused_on_load(tmp_path):
+    path = _trained_checkpoint(tmp_path)
+
+    def shrink(p):
+        for s in p["train_state"]["optimizer"]["state"].values():
+            s["exp_avg"] = torch.zeros(3)  # the fused AdamW kernel would read and write past its end
+
+    _tamper(path, shrink)
+    with pytest.raises(ValueError, match=r"damaged .*exp_avg has shape \(3,\), the model's sizes need"):
+        load_checkpoint(path)
+
+
+def test_item2_save_checkpoint_refuses_to_replace_a_file_that_is_not_a_checkpoint(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes", encoding="utf-8")
+    with pytest.raises(ValueError, match="path: .*notes.txt.* exists and is not a gptnotes checkpoint"):
+        save_checkpoint(notes, BigramLanguageModel(3))
+    assert notes.read_text(encoding="utf-8") == "my notes"
+    save_checkpoint(notes, BigramLanguageModel(3), force=True)  # asked for: replaced
+    assert load_checkpoint(notes).model.vocab_size == 3
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        save_checkpoint(fifo, BigramLanguageModel(3), force=True)  # never, even when forced
+
+
+def test_item3_save_refuses_what_load_would_refuse_and_keeps_the_good_file(tmp_path):
+    import enum
+    from collections import defaultdict
+
+    import numpy as np
+
+    class Size(enum.IntEnum):
+        BIG = 3
+
+    class Name(str):
+        pass
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, BigramLanguageModel(3), extra={"n": 1})
+    before = path.read_bytes()
+    for bad in (np.float64(0.5), Size.BIG, Name("x"), np.str_("x"), defaultdict(int)):
+        with pytest.raises(TypeError, match=r"extra\['v'\] must hold plain values|extra must hold plain values"):
+            save_checkpoint(path, BigramLanguageModel(3), extra={"v": bad})
+        assert path.read_bytes() == before
+    model = GPTLanguageModel(5, 4, 8, 2, 1, attention=np.str_("fused"))  # normalised to a str
+    save_checkpoint(tmp_path / "g.pt", model)
+    assert load_checkpoint(tmp_path / "g.pt").model.config.attention == "fused"
+
+
+def test_item4_a_tampered_config_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
+    import gptnotes.training as training
+
+    path = _trained_checkpoint(tmp_path)
+    _tamper(path, lambda p: p["model_config"].update(block_size=40000))
+
+    def no_build(*a, **k):
+        raise AssertionError("a model was built from an unchecked config")
+
+    monkeypatch.setattr(training, "_build_model", no_build)
+    with pytest.raises(ValueError, match="damaged .*model_state holds .* numbers, a model of model_config"):
+        load_checkpoint(path)
+    _tamper(path, lambda p: p["model_config"].update(block_size=8, n_layer=100000))
+    with pytest.raises(ValueError, match="model_state holds .* tensors"):
+        load_checkpoint(path)
+
+
+def test_item4_sizes_beyond_the_machine_are_refused_with_the_numbers(tmp_path, monkeypatch):
+    import gptnotes._checks as checks
+
+    path = _trained_checkpoint(tmp_path)
+    _tamper(path, lambda p: p["model_config"].update(block_size=100000))
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 2 * 10**9)
+    with pytest.raises(ValueError, match=r"model_config: .* would need 10 GB of memory, more than this machine's 2 GB"):
+        load_checkpoint(path)
+
+
+def test_item4_a_flipped_byte_in_a_weight_is_found_by_the_crc(tmp_path):
+    model = BigramLanguageModel(4)
+    with torch.no_grad():
+        model.token_embedding_table.weight.copy_(torch.arange(16.0).reshape(4, 4) + 0.25)
+    path = tmp_path / "b.pt"
+    save_checkpoint(path, model)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(model.token_embedding_table.weight.detach().numpy().tobytes())
+    assert at > 0
+    raw[at + 5] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="damaged .*fails its CRC-32 check"):
+        load_checkpoint(path)
+
+
+def test_item5_a_legal_long_name_can_be_saved(tmp_path):
+    path = tmp_path / ("n" * 250 + ".pt")  # 253 bytes: legal; ".<name>.XXXXXXXX.tmp" was not
+    save_checkpoint(path, BigramLanguageModel(3))
+    assert load_checkpoint(path).model.vocab_size == 3
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_item5_an_unwritable_place_is_found_before_training_and_named(tmp_path):
+    from gptnotes.training import check_checkpoint_target
+
+    with pytest.raises(OSError, match=r"path: cannot write a checkpoint at '/proc/gptnotes-c.pt'"):
+        check_checkpoint_target("/proc/gptnotes-c.pt")
+    with pytest.raises(OSError, match="does not fit on the disk"):
+        check_checkpoint_target(tmp_path / "c.pt", size=2**62)
+    with pytest.raises(OSError, match="longer than the 255"):
+        check_checkpoint_target(tmp_path / ("n" * 256))
+
+
+def test_item6_stale_temporary_files_are_removed_mode_kept_symlink_followed(tmp_path):
+    from gptnotes.training import _temp_prefix
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, BigramLanguageModel(3))
+    os.chmod(path, 0o644)
+    stale = [tmp_path / ".c.pt.abcd1234.tmp", tmp_path / f"{_temp_prefix(path.resolve())}x1y2.tmp"]
+    for s in stale:
+        s.write_bytes(b"killed mid-save")
+    save_checkpoint(path, BigramLanguageModel(3))
+    assert sorted(os.listdir(tmp_path)) == ["c.pt"]
+    assert os.stat(path).st_mode & 0o777 == 0o644  # mkstemp's 0600 would have replaced it
+    target = tmp_path / "runs" / "real.pt"
+    target.parent.mkdir()
+    save_checkpoint(target, BigramLanguageModel(3))
+    link = tmp_path / "latest.pt"
+    link.symlink_to(target)
+    save_checkpoint(link, BigramLanguageModel(5))
+    assert link.is_symlink() and load_checkpoint(target).model.vocab_size == 5
+
+
+def test_item6_the_lock_refuses_a_second_writer(tmp_path):
+    import subprocess
+    import sys
+
+    from gptnotes.training import CheckpointInUseError
+
+    path = tmp_path / "c.pt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom gptnotes.training import checkpoint_lock\n"
+         f"with checkpoint_lock({str(path)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(CheckpointInUseError, match="being written by another gptnotes process"):
+            save_checkpoint(path, BigramLanguageModel(3))
+    finally:
+        holder.communicate("", timeout=60)
+    save_checkpoint(path, BigramLanguageModel(3))  # released
+    assert sorted(os.listdir(tmp_path)) == ["c.pt"]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p["train_state"].update(step=-100), r"train_state\['step'\] must be an integer >= 0"),
+        (lambda p: p["train_state"].update(seed=2**70), r"train_state\['seed'\] must be an integer in \[0, 2\*\*63\)"),
+        (lambda p: p["train_state"]["optimizer"].update(state={}), "moments for 0 of the .* parameters after 2 steps"),
+        (lambda p: p["train_state"]["optimizer"]["param_groups"][0].update(lr=float("nan")), "lr must be a positive finite"),
+    ],
+    ids=["negative step", "seed 2**70", "empty optimizer state", "nan lr"],
+)
+def test_item9_damaged_training_state_is_refused(tmp_path, damage, message):
+    path = _trained_checkpoint(tmp_path)
+    _tamper(path, damage)
+    with pytest.raises(ValueError, match="damaged .*" + message):
+        load_checkpoint(path)
+
+
+def test_item9_train_finds_an_out_of_vocabulary_id_before_the_first_step():
+    _, tr, va = _data()
+    model = _gpt()
+    bad = tr.clone()
+    bad[-1] = 10_000  # drawn by no batch of 2 steps, found anyway
+    with pytest.raises(ValueError, match="train_data holds token id 10000, outside the vocabulary"):
+        train(model, bad, va, steps=2, seed=0, **KW)
+    with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*63 - 1"):
+        train(model, tr, va, steps=1, seed=2**70, **KW)
+
+
+def test_item11_dataclasses_validate_and_flags_must_be_bools():
+    from gptnotes import Checkpoint
+
+    opt = make_optimizer(BigramLanguageModel(3))
+    with pytest.raises(ValueError, match="step must be a non-negative integer"):
+        TrainState(optimizer=opt, step=-100)
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 2"):
+        TrainState(optimizer=opt, seed=2**70)
+    with pytest.raises(TypeError, match="history must be a TrainHistory"):
+        TrainState(optimizer=opt, history=[])
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        Checkpoint(model="m", state=None, tokenizer=None, extra={})
+    with pytest.raises(TypeError, match="extra must be a dict"):
+        Checkpoint(model=BigramLanguageModel(3), state=None, tokenizer=None, extra=None)
+    _, tr, _ = _data()
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        train(_gpt(), tr, steps=1, **{**KW, "progress": 1})
+
+
+def test_item11_load_checkpoint_leaves_the_global_random_state_alone(tmp_path):
+    path = _trained_checkpoint(tmp_path)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    load_checkpoint(path)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_item11_estimate_loss_names_the_split_it_was_given():
+    model = BigramLanguageModel(5)
+    with pytest.raises(ValueError, match=r"splits\['val'\] has 3 tokens, too few for block_size=4"):
+        estimate_loss(model, {"val": torch.tensor([0, 1, 2])}, block_size=4, batch_size=2, eval_iters=1)
+
+
+def test_on_step_sees_every_finished_step():
+    _, tr, va = _data()
+    seen = []
+    train(_gpt(), tr, va, steps=3, on_step=lambda s: seen.append((s.step, len(s.history.losses))), **KW)
+    assert seen == [(1, 1), (2, 2), (3, 3)]

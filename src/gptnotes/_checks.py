@@ -9,6 +9,7 @@ expected, instead of meeting a deep ``IndexError`` later.
 from __future__ import annotations
 
 import math
+import os
 from numbers import Integral, Real
 
 import torch
@@ -24,6 +25,10 @@ __all__ = [
     "check_nonnegative_int",
     "check_probability",
     "check_targets",
+    "check_bool",
+    "check_eps",
+    "check_allocation",
+    "machine_memory_bytes",
 ]
 
 
@@ -65,6 +70,7 @@ def check_probability(value: object, name: str) -> float:
 def check_positive_finite(value: object, name: str) -> float:
     """Return ``value`` as a ``float`` if it is a positive, finite real number, else raise."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
+        _check_has_data(value, name)
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a positive finite number, got {_type_name(value)} {value!r}")
@@ -72,6 +78,68 @@ def check_positive_finite(value: object, name: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a ``bool``; a truthy ``1`` or ``"no"`` is a bug, not a flag."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_type_name(value)} {value!r}")
+    return value
+
+
+# eps is added to float32 statistics: below float32's smallest normal number it rounds to 0
+# (1e-320 + 0 = 0, then 0 / 0 = NaN), above 1e30 it swamps any variance (and 1e300 overflows).
+_EPS_MIN = float(torch.finfo(torch.float32).tiny)  # 1.1754944e-38
+_EPS_MAX = 1e30
+
+
+def check_eps(value: object, name: str = "eps") -> float:
+    """Return ``value`` as a ``float`` if it is a usable epsilon: positive, finite, and inside
+    ``[1.2e-38, 1e30]`` (a smaller one is 0 in float32, a larger one overflows or drowns the data)."""
+    value = check_positive_finite(value, name)
+    if not _EPS_MIN <= value <= _EPS_MAX:
+        raise ValueError(
+            f"{name} must lie in [{_EPS_MIN:.4g}, {_EPS_MAX:g}] (float32 turns a smaller one into 0, "
+            f"and a larger one overflows or swamps the values), got {value!r}"
+        )
+    return value
+
+
+def machine_memory_bytes() -> int | None:
+    """The physical memory of this machine in bytes, or ``None`` where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in words: ``'40 GB'``, ``'1.3 MB'``."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_allocation(nbytes: int, what: str, sizes: str) -> None:
+    """Refuse, before anything is allocated, what needs more memory than this machine has.
+
+    Args:
+        nbytes: The bytes the allocation needs (computed from the sizes, never by trying).
+        what: What would be built, e.g. ``"Linear(in_features, out_features)"``.
+        sizes: The arguments that decide it, as the caller gave them, e.g. ``"in_features=2**63"``.
+    """
+    total = machine_memory_bytes()
+    if total is not None and nbytes > total:
+        raise ValueError(
+            f"{sizes}: {what} would need {format_bytes(nbytes)} of memory, more than this machine's "
+            f"{format_bytes(total)}; choose smaller sizes"
+        )
+
+
+def _check_has_data(value: torch.Tensor, name: str) -> None:
+    if value.is_meta:
+        raise ValueError(f"{name} is a meta tensor (a shape without data): its values cannot be checked or used")
 
 
 def check_tensor(value: object, name: str, ndim: int | tuple[int, ...] | None = None) -> torch.Tensor:
@@ -112,6 +180,7 @@ def check_token_ids(idx: object, vocab_size: int, name: str = "idx", ndim: int |
     """
     check_int_tensor(idx, name, ndim)
     assert isinstance(idx, torch.Tensor)
+    _check_has_data(idx, name)
     idx = idx.long()
     if idx.numel() > 0:
         low, high = int(idx.min()), int(idx.max())
@@ -126,6 +195,7 @@ def check_token_ids(idx: object, vocab_size: int, name: str = "idx", ndim: int |
 
 def check_finite(value: torch.Tensor, name: str) -> torch.Tensor:
     """Raise ``ValueError`` if a floating-point tensor holds NaN or infinity."""
+    _check_has_data(value, name)
     if value.is_floating_point() and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} must be finite, but it holds NaN or infinity")
     return value

@@ -30,11 +30,13 @@ scores of a 4-head model half as large as intended (their variance a quarter).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gptnotes._checks import check_float_tensor, check_positive_int, check_probability
+from gptnotes._checks import check_allocation, check_bool, check_float_tensor, check_positive_int, check_probability
 from gptnotes.linear import Linear
 from gptnotes.sampling import softmax
 
@@ -73,7 +75,32 @@ def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tenso
         [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
     """
     T = check_positive_int(T, "T")
+    check_allocation(T * T, "the (T, T) boolean causal mask", f"T={T}")
     return torch.tril(torch.ones(T, T, dtype=torch.bool, device=device))
+
+
+# One mask per (block_size, device), shared by every head that is alive: a model of n_layer *
+# n_head heads holds one block_size² mask, not n_layer * n_head of them.
+_SHARED_MASKS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _shared_causal_mask(T: int) -> torch.Tensor:
+    key = (T, str(torch.get_default_device()))
+    mask = _SHARED_MASKS.get(key)
+    if mask is None:
+        mask = causal_mask(T)
+        _SHARED_MASKS[key] = mask
+    return mask
+
+
+def _check_attention_sizes(layer: str, n_embd: int, num_heads: int, head_size: int, block_size: int, heads: bool) -> None:
+    """Refuse sizes whose weights (float32) and causal mask would not fit in this machine's memory."""
+    inner = num_heads * head_size
+    nbytes = 4 * (3 * inner * n_embd + inner * n_embd + n_embd) + (block_size * block_size if heads else 0)
+    check_allocation(
+        nbytes, f"the weights{' and causal mask' if heads else ''} of {layer}",
+        f"n_embd={n_embd}, num_heads={num_heads}, head_size={head_size}, block_size={block_size}",
+    )
 
 
 def _check_btc(x: object, name: str = "x") -> torch.Tensor:
@@ -331,10 +358,14 @@ class Head(nn.Module):
         self.head_size = check_positive_int(head_size, "head_size")
         self.block_size = check_positive_int(block_size, "block_size")
         dropout = check_probability(dropout, "dropout")
+        check_allocation(
+            12 * self.n_embd * self.head_size + self.block_size**2, "the weights and causal mask of Head",
+            f"n_embd={self.n_embd}, head_size={self.head_size}, block_size={self.block_size}",
+        )
         self.key = Linear(self.n_embd, self.head_size, bias=False)
         self.query = Linear(self.n_embd, self.head_size, bias=False)
         self.value = Linear(self.n_embd, self.head_size, bias=False)
-        self.register_buffer("tril", causal_mask(self.block_size), persistent=False)
+        self.register_buffer("tril", _shared_causal_mask(self.block_size), persistent=False)
         self.dropout = nn.Dropout(dropout)
 
     def forward(
@@ -359,6 +390,7 @@ class Head(nn.Module):
                 ``T > block_size``.
         """
         _check_input(x, self.n_embd, self.block_size)
+        check_bool(return_weights, "return_weights")
         B, T, C = x.shape
         k = self.key(x)  # (B, T, hs)
         q = self.query(x)  # (B, T, hs)
@@ -426,6 +458,7 @@ class MultiHeadAttention(nn.Module):
         self.head_size = check_positive_int(head_size, "head_size")
         self.block_size = check_positive_int(block_size, "block_size")
         self.dropout_p = check_probability(dropout, "dropout")
+        _check_attention_sizes("MultiHeadAttention", self.n_embd, self.num_heads, self.head_size, self.block_size, True)
         self.heads = nn.ModuleList(
             [Head(self.n_embd, self.head_size, self.block_size, self.dropout_p) for _ in range(self.num_heads)]
         )
@@ -453,6 +486,7 @@ class MultiHeadAttention(nn.Module):
                 ``T > block_size``.
         """
         _check_input(x, self.n_embd, self.block_size)
+        check_bool(return_weights, "return_weights")
         results = [h(x, return_weights=True) for h in self.heads]  # nh x ((B, T, hs), (B, T, T))
         out = torch.cat([o for o, _ in results], dim=-1)  # (B, T, nh * hs)
         out = self.dropout(self.proj(out))  # (B, T, C)
@@ -515,6 +549,7 @@ class CausalSelfAttention(nn.Module):
         self.head_size = check_positive_int(head_size, "head_size")
         self.block_size = check_positive_int(block_size, "block_size")
         self.dropout_p = check_probability(dropout, "dropout")
+        _check_attention_sizes("CausalSelfAttention", self.n_embd, self.num_heads, self.head_size, self.block_size, False)
         inner = self.num_heads * self.head_size
         self.c_attn = Linear(self.n_embd, 3 * inner, bias=False)
         self.proj = Linear(inner, self.n_embd)

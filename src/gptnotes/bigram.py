@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gptnotes._checks import (
+    check_allocation,
     check_nonnegative_int,
     check_positive_finite,
     check_positive_int,
@@ -126,6 +127,8 @@ class BigramLanguageModel(nn.Module):
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
         self.vocab_size = check_positive_int(vocab_size, "vocab_size")
+        check_allocation(4 * self.vocab_size**2, "the float32 (vocab_size, vocab_size) table of BigramLanguageModel",
+                         f"vocab_size={self.vocab_size}")
         self.token_embedding_table = nn.Embedding(self.vocab_size, self.vocab_size)
 
     def forward(

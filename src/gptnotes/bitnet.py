@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gptnotes._checks import (
+    check_allocation,
+    check_eps,
     check_finite,
     check_float_tensor,
     check_positive_finite,
@@ -175,7 +177,7 @@ def tensor_entropy_bits(values: torch.Tensor) -> float:
 
 
 def _check_eps(eps: float) -> float:
-    return check_positive_finite(eps, "eps")
+    return check_eps(eps, "eps")
 
 
 def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -355,7 +357,8 @@ def activation_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Ten
 
     Shape:
         - Input: ``(*, C)``, e.g. ``(B, T, C)``.
-        - Output: codes ``(*, C)`` (``int8``) and scales ``(*, 1)`` (``x``'s dtype).
+        - Output: codes ``(*, C)`` (``int8``) and scales ``(*, 1)`` (``x``'s dtype, float32 for
+          float16 and bfloat16 ``x``, whose range cannot hold ``127 / absmax`` for small values).
 
     Returns:
         ``(codes, scale)``: the ``int8`` codes and the per-token scales ``s``.
@@ -379,7 +382,8 @@ def activation_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Ten
         raise ValueError(f"x must have a non-empty last dimension, got shape {tuple(x.shape)}")
     check_finite(x, "x")
     eps = _check_eps(eps)
-    x = x.detach()
+    # In float32 at least: 127 / absmax overflows float16 (max 65504) once absmax < 1.9e-3.
+    x = x.detach().to(torch.promote_types(x.dtype, torch.float32))
     scale = ACT_QMAX / x.abs().amax(dim=-1, keepdim=True).clamp(min=eps)  # (*, 1)
     codes = (x * scale).round().clamp(-ACT_QMAX - 1, ACT_QMAX).to(torch.int8)  # (*, C)
     return codes, scale
@@ -412,7 +416,12 @@ def activation_fake_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> torch.Tens
         [0.5039, -1.0, 0.0]
     """
     codes, scale = activation_quant(x, eps)
-    return codes.to(x.dtype) / scale
+    return (codes.to(scale.dtype) / scale).to(x.dtype)
+
+
+#: The largest inner size K for which every int8 x int8 sum of K products fits in int32:
+#: 16384 * K <= 2**31 - 1.
+INT8_MATMUL_MAX_K = (2**31 - 1) // (128 * 128)
 
 
 def _int8_matmul_int32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -445,7 +454,8 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     both operands to ``int32`` and calling ``torch.matmul`` (exact, but integer matmul has no
     BLAS kernel and is several times slower than float32). With one factor ternary
     (|value| <= 1) and the other ``int8``, every sum is at most ``128 * K`` in magnitude, far
-    inside ``int32`` for any realistic ``K``. Operands with an unusual memory layout are
+    inside ``int32`` for any realistic ``K``; for any two ``int8`` factors the sum is exact up to
+    ``K = INT8_MATMUL_MAX_K = 131071``, and a longer ``K`` is refused rather than wrapped. Operands with an unusual memory layout are
     copied first: ``torch._int_mm`` on the CPU returns garbage for some of them (a size-1
     dimension with a non-standard stride, e.g. the transpose of a ``(C_out, 1)`` weight).
 
@@ -461,7 +471,7 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Raises:
         TypeError: If ``a`` or ``b`` is not an ``int8`` tensor.
-        ValueError: If they are not 2-D or their inner sizes differ.
+        ValueError: If they are not 2-D, their inner sizes differ, or ``K > 131071``.
 
     Examples:
         >>> import torch
@@ -477,6 +487,11 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             raise TypeError(f"{name} must be an int8 tensor, got dtype {t.dtype}")
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"a and b must have matching inner sizes, got {tuple(a.shape)} @ {tuple(b.shape)}")
+    if a.shape[1] > INT8_MATMUL_MAX_K:
+        raise ValueError(
+            f"a and b have inner size K={a.shape[1]}: a sum of K products of int8 values (up to 128 * 128 each) "
+            f"is exact in int32 only for K <= {INT8_MATMUL_MAX_K}; split the product along K"
+        )
     if hasattr(torch, "_int_mm") and a.device.type == "cpu" and a.shape[0] > 0 and a.shape[1] > 0 and b.shape[1] > 0:
         try:
             return torch._int_mm(_plain_layout(a), _plain_layout(b))
@@ -536,7 +551,8 @@ class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
-        self.eps = check_positive_finite(eps, "eps")
+        check_allocation(4 * self.dim, "the float32 weight of RMSNorm", f"dim={self.dim}")
+        self.eps = check_eps(eps, "eps")
         self.weight = nn.Parameter(torch.ones(self.dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,14 @@ Examples (in a shell)::
     gptnotes params --block-size 8 --n-embd 64 --n-head 4 --n-layer 4
 
 ``python -m gptnotes`` is the same command. Errors in what the user gave (a missing, empty or
-non-UTF-8 file, a damaged checkpoint, a character the model does not know) end with a one-line
-message on stderr and exit status 2, never a traceback.
+non-UTF-8 file, a damaged checkpoint, a character the model does not know, sizes beyond the
+machine's memory) end with a one-line message on stderr and exit status 2, never a traceback;
+Ctrl-C ends with one line and status 130.
+
+``gptnotes train`` checks before training that ``--out`` can be written (and refuses to replace
+a file that is not a gptnotes checkpoint unless ``--force``, and never the training text), holds
+the checkpoint's lock for the whole run (a second run on the same ``--out`` stops at once),
+saves every ``--save-every`` steps, and on Ctrl-C saves the last finished step before it exits.
 
 ``gptnotes train`` runs unchanged under ``torchrun``: every process trains its slice of each
 batch (``--batch-size`` is the batch of all processes together) with DistributedDataParallel,
@@ -23,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -34,7 +42,15 @@ from gptnotes.data import CharTokenizer, load_text, train_val_split
 from gptnotes.distributed import DistributedContext, distributed_from_env
 from gptnotes.gpt import ATTENTION_KINDS, GPTConfig, GPTLanguageModel
 from gptnotes.inspect import count_parameters, format_millions, format_parameter_table
-from gptnotes.training import TrainState, compiled, load_checkpoint, save_checkpoint, train
+from gptnotes.training import (
+    TrainState,
+    check_checkpoint_target,
+    checkpoint_lock,
+    compiled,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
 
 __all__ = ["main"]
 
@@ -79,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-interval", type=int, default=100, help="estimate train/val loss every N steps (default: %(default)s)")
     t.add_argument("--eval-iters", type=int, default=20, help="batches per loss estimate (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="seed of a new run (default: %(default)s)")
+    t.add_argument("--save-every", type=int, default=None, metavar="N",
+                   help="also save the checkpoint every N steps (default: only at the end and on Ctrl-C)")
+    t.add_argument("--force", action="store_true",
+                   help="replace a file at --out that is not a gptnotes checkpoint (never the training text)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--compile", action="store_true",
                    help="run the model through torch.compile (needs a C++ compiler on a CPU; "
@@ -108,18 +128,74 @@ def _cmd_train(args: argparse.Namespace) -> None:
         _train(args, ctx)
 
 
+class _Interrupted(Exception):
+    """Ctrl-C arrived during a step; raised at the end of that step, when the state is whole."""
+
+
+@contextlib.contextmanager
+def _stop_at_step_end() -> Iterator[list]:
+    """Turn the first Ctrl-C into a flag read after each step (a second one interrupts at once)."""
+    flag: list[bool] = []
+    if not hasattr(signal, "SIGINT") or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield flag  # not the main thread, or someone else handles Ctrl-C
+        return
+
+    def handler(signum, frame):
+        if flag:
+            raise KeyboardInterrupt
+        flag.append(True)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
-    text = load_text(args.file)
     out = Path(args.out)
     if args.out == "" or out.is_dir():
         raise UserError(f"--out must name a checkpoint file, got {args.out!r}, which is a folder")
     if not out.parent.is_dir():
         raise UserError(f"--out: the folder {str(out.parent)!r} does not exist")
+    for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--save-every", args.save_every),
+                          ("--eval-interval", args.eval_interval), ("--eval-iters", args.eval_iters)):
+        if value is not None and value < 1:  # before anything is printed or loaded
+            raise UserError(f"{option} must be a positive integer, got {value}")
+    if not (args.lr > 0 and args.lr < float("inf")):
+        raise UserError(f"--lr must be a positive finite number, got {args.lr}")
     _check_seed(args.seed)
+    if args.resume and _given_sizes(args):
+        raise UserError("--resume continues the checkpoint's model: do not give model size options with it")
+    text = load_text(args.file)
+    if not ctx.is_main:
+        _train_locked(args, ctx, out, text)
+        return
+    try:
+        real = check_checkpoint_target(out, force=args.force)
+    except ValueError as err:
+        raise UserError("--out: " + str(err).removeprefix("path: ").replace("force=True, or --force on the command line", "--force")) from None
+    with contextlib.suppress(OSError):
+        if os.path.samefile(real, args.file):
+            raise UserError(f"--out {args.out!r} is the training text {args.file!r}: it is never overwritten")
+    try:
+        lock = checkpoint_lock(out)
+        lock.__enter__()
+    except OSError as err:
+        raise UserError("--out: " + str(err).removeprefix("path: ")) from None
+    try:
+        _train_locked(args, ctx, out, text)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _train_locked(args: argparse.Namespace, ctx: DistributedContext, out: Path, text: str) -> None:
     batch_size = args.batch_size
     if args.resume:
-        if _given_sizes(args):
-            raise UserError("--resume continues the checkpoint's model: do not give model size options with it")
         ckpt = _load(out)
         if ckpt.state is None or ckpt.tokenizer is None or not isinstance(ckpt.model, GPTLanguageModel):
             raise UserError(f"{str(out)!r} was not written by 'gptnotes train': it cannot be resumed")
@@ -141,9 +217,12 @@ def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
         batch_size = 16 if batch_size is None else batch_size
     if batch_size > 0 and batch_size % ctx.world_size:
         raise UserError(f"--batch-size {batch_size} must be divisible by the number of processes ({ctx.world_size})")
+    if ctx.is_main:  # the disk must hold the checkpoint at the end: know it now, not then
+        check_checkpoint_target(out, force=True, size=4 * 3 * count_parameters(model) + 65536)
     _to_device(model, state, ctx.device)
     cfg = model.config
-    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    data = tokenizer.encode_tensor(text)  # 8 bytes per character, no Python list
+    del text
     if len(data) < 20:
         raise UserError(f"{args.file!r} has only {len(data)} characters: too short to split into training and validation text")
     train_data, val_data = train_val_split(data, 0.9)
@@ -157,18 +236,46 @@ def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
     processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
     say(f"{format_millions(count_parameters(model))} M parameters, vocabulary of {tokenizer.vocab_size} characters, "
         f"{len(train_data)} training and {len(val_data)} validation tokens{processes}")
-    with _maybe_compiled(model, args.compile, say):
-        state = train(
-            model, train_data, val_data,
-            steps=args.steps, batch_size=batch_size, block_size=cfg.block_size, lr=args.lr,
-            eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
-            progress=not args.no_progress and ctx.is_main, state=state,
-        )
+    latest: list[TrainState] = []
+
+    saved_at: list[int] = []
+
+    def save(st: TrainState) -> None:
+        if saved_at != [st.step]:  # --save-every may have just saved this step
+            save_checkpoint(out, model, st, tokenizer=tokenizer, extra={"batch_size": batch_size}, force=True)
+            saved_at[:] = [st.step]
+
+    with _stop_at_step_end() as stop:
+        def on_step(st: TrainState) -> None:
+            latest[:] = [st]
+            if ctx.is_main and args.save_every is not None and st.step % args.save_every == 0:
+                save(st)
+            if stop:
+                raise _Interrupted
+
+        try:
+            with _maybe_compiled(model, args.compile, say):
+                state = train(
+                    model, train_data, val_data,
+                    steps=args.steps, batch_size=batch_size, block_size=cfg.block_size, lr=args.lr,
+                    eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
+                    progress=not args.no_progress and ctx.is_main, state=state, on_step=on_step,
+                )
+        except _Interrupted:  # Ctrl-C: the step it arrived in has finished, the state is whole
+            st = latest[0]
+            if ctx.is_main:
+                _report(st, first_new_eval)
+                save(st)
+            raise _Stopped(f"interrupted: saved {str(out)!r} after step {st.step}; continue with --resume") from None
     if not ctx.is_main:  # the other processes hold the same model; rank 0 reports and saves it
         return
     _report(state, first_new_eval)
-    save_checkpoint(out, model, state, tokenizer=tokenizer, extra={"batch_size": batch_size})
+    save(state)
     say(f"saved {str(out)!r} after step {state.step}")
+
+
+class _Stopped(Exception):
+    """Training stopped on Ctrl-C after saving; the message says where."""
 
 
 def _check_seed(seed: int | None) -> None:
@@ -244,16 +351,31 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     else:
         start = [tok.encode("\n")[0] if "\n" in tok.chars else 0]
     _check_seed(args.seed)
+    if not (args.temperature > 0 and args.temperature < float("inf")):
+        raise UserError(f"--temperature must be a positive finite number, got {args.temperature!r}")
+    if sys.stdout is None:
+        raise UserError("standard output is closed: there is nowhere to write the text")
     generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
     model.eval()
+    context = model.config.block_size if isinstance(model, GPTLanguageModel) else 1
     idx = torch.tensor([start], dtype=torch.long)
     try:
-        out = model.generate(idx, max_new_tokens=args.tokens, temperature=args.temperature, generator=generator)
-    except (TypeError, ValueError) as err:
-        raise UserError(str(err)) from None
-    text = tok.decode(out[0].tolist())
-    sys.stdout.write(text if args.prompt else text[1:])
-    sys.stdout.write("\n")
+        if args.prompt:
+            _write(args.prompt)
+        for _ in range(args.tokens):  # one token at a time, printed as it comes
+            idx = model.generate(idx[:, -context:], max_new_tokens=1, temperature=args.temperature, generator=generator)
+            _write(tok.chars[int(idx[0, -1])])
+        _write("\n")
+    except BrokenPipeError:  # e.g. '| head -c 100': the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
+        os.close(devnull)
+        raise UserError("standard output was closed before the text was complete") from None
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _cmd_params(args: argparse.Namespace) -> None:
@@ -262,7 +384,7 @@ def _cmd_params(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``gptnotes`` command line; return the exit status (0 ok, 2 bad input).
+    """Run the ``gptnotes`` command line; return the exit status (0 ok, 2 bad input, 130 Ctrl-C).
 
     Args:
         argv: The arguments after the program name; ``None`` reads ``sys.argv[1:]``.
@@ -281,11 +403,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse has printed the usage line and the problem (or --help)
         return exit_.code if isinstance(exit_.code, int) else 2
     commands = {"train": _cmd_train, "generate": _cmd_generate, "params": _cmd_params}
+
+    def fail(message: str, code: int = 2) -> int:
+        with contextlib.suppress(OSError, AttributeError, ValueError):  # stderr closed too: the status says it
+            print(f"gptnotes {args.command}: error: {message}", file=sys.stderr)
+        return code
+
     try:
         commands[args.command](args)
+    except _Stopped as stopped:  # Ctrl-C during training, after saving
+        return fail(str(stopped), 130)
+    except KeyboardInterrupt:
+        return fail("interrupted (Ctrl-C)" + (": nothing saved" if args.command == "train" else ""), 130)
     except (UserError, OSError, ValueError, FloatingPointError) as err:
         # FloatingPointError: the loss diverged (train says at which step and what to lower)
-        message = str(err).removeprefix("path: ")
-        print(f"gptnotes {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return fail(str(err).removeprefix("path: "))
+    except MemoryError:
+        return fail("out of memory: choose smaller sizes (see 'gptnotes params' for what they need)")
+    except RuntimeError as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        if "alloc" in first.lower() or "out of memory" in first.lower():  # torch's allocation failures
+            return fail(f"out of memory ({first}): choose smaller sizes")
+        raise
     return 0

@@ -59,6 +59,17 @@ class DistributedContext:
     backend: str | None
     device: torch.device
 
+    def __post_init__(self) -> None:
+        world_size = check_positive_int(self.world_size, "world_size")
+        rank = check_nonnegative_int(self.rank, "rank")
+        if rank >= world_size:
+            raise ValueError(f"rank must be in [0, world_size - 1] = [0, {world_size - 1}], got {rank}")
+        check_nonnegative_int(self.local_rank, "local_rank")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS} or None, got {self.backend!r}")
+        if not isinstance(self.device, torch.device):
+            raise TypeError(f"device must be a torch.device, got {type(self.device).__name__}")
+
     @property
     def is_main(self) -> bool:
         """True on rank 0, the process that writes and prints."""

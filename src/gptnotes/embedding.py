@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gptnotes._checks import (
+    check_allocation,
+    check_eps,
     check_finite,
     check_float_tensor,
     check_positive_finite,
@@ -102,6 +104,7 @@ def one_hot(idx: torch.Tensor, num_classes: int) -> torch.Tensor:
     """
     num_classes = check_positive_int(num_classes, "num_classes")
     check_token_ids(idx, num_classes, "idx")
+    check_allocation(4 * idx.numel() * num_classes, "the float32 one-hot tensor", f"num_classes={num_classes}")
     out = torch.zeros(*idx.shape, num_classes, device=idx.device)   # (*, V)
     return out.scatter_(-1, idx.long().unsqueeze(-1), 1.0)          # (*, V), one 1 per row
 
@@ -154,6 +157,8 @@ class Embedding(nn.Module):
         super().__init__()
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        check_allocation(4 * self.num_embeddings * self.embedding_dim, "the float32 table of Embedding",
+                         f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}")
         self.weight = nn.Parameter(torch.empty(self.num_embeddings, self.embedding_dim))
         self.reset_parameters()
 
@@ -301,7 +306,7 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> to
         >>> cosine_similarity(a, torch.zeros(2)).item()   # a zero vector: 0 by convention
         0.0
     """
-    eps = check_positive_finite(eps, "eps")
+    eps = check_eps(eps)
     _check_pair(a, b)
     a_unit = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)   # (*, C)
     b_unit = b / b.norm(dim=-1, keepdim=True).clamp_min(eps)   # (*, C)
@@ -336,7 +341,7 @@ def nearest(
     Raises:
         TypeError: If ``query``/``table`` are not float tensors, ``k`` not an int or
             ``exclude`` holds a non-int.
-        ValueError: If the shapes do not fit or are empty, ``query`` holds NaN or infinity,
+        ValueError: If the shapes do not fit or are empty, ``query`` or ``table`` holds NaN or infinity,
             an excluded id is outside ``[0, V)``, or ``k`` is larger than the number of
             candidates.
 
@@ -359,7 +364,10 @@ def nearest(
     if query.shape[0] == 0 or table.shape[0] == 0:
         raise ValueError(f"query and table must not be empty, got shapes {tuple(query.shape)} and {tuple(table.shape)}")
     check_finite(query, "query")
+    check_finite(table, "table")  # a NaN row would compare as neither better nor worse, and sort first
     k = check_positive_int(k, "k")
+    if isinstance(exclude, (str, bytes)) or not isinstance(exclude, Iterable):
+        raise TypeError(f"exclude must be an iterable of int row ids, got {type(exclude).__name__}")
     banned = []
     for i in exclude:
         if isinstance(i, bool) or not isinstance(i, int):
@@ -491,7 +499,10 @@ def analogy(
     if len(words) != table.shape[0]:
         raise ValueError(f"words must have one entry per row of table ({table.shape[0]}), got {len(words)}")
     ia, ib, ic = (_word_index(words, w, n) for w, n in ((a, "a"), (b, "b"), (c, "c")))
+    check_finite(table, "table")
     query = table[ib] - table[ia] + table[ic]                  # (C,)
+    if not bool(torch.isfinite(query).all()):
+        raise ValueError(f"table: E({b!r}) - E({a!r}) + E({c!r}) overflows {table.dtype}; scale the table down")
     ids, scores = nearest(query, table, k=k, exclude=[ia, ib, ic])
     return [(words[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
 

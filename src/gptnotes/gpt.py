@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gptnotes._checks import (
+    check_allocation,
+    check_eps,
     check_float_tensor,
-    check_positive_finite,
     check_positive_int,
     check_probability,
     check_targets,
@@ -61,7 +62,8 @@ def layer_norm(
         x: Floating-point tensor whose last dimension is normalised, e.g. ``(B, T, C)``.
         weight: The gain \(\gamma\), ``(C,)``; ``None`` for ones.
         bias: The shift \(\beta\), ``(C,)``; ``None`` for zeros.
-        eps: Added to the variance before the square root; a positive, finite number.
+        eps: Added to the variance before the square root; a number in ``[1.2e-38, 1e30]``
+            (smaller is 0 in float32, larger overflows or drowns the variance).
 
     Shape:
         - x: ``(*, C)``, e.g. ``(B, T, C)``; weight, bias: ``(C,)``.
@@ -89,7 +91,7 @@ def layer_norm(
     check_float_tensor(x, "x")
     if x.dim() == 0 or x.shape[-1] == 0:
         raise ValueError(f"x must have a non-empty last dimension C to normalise, got shape {tuple(x.shape)}")
-    eps = check_positive_finite(eps, "eps")
+    eps = check_eps(eps)
     C = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None:
@@ -255,6 +257,8 @@ class GPTConfig:
         (65, 8, 64, 4, 4)
         >>> sum(p.numel() for p in GPTLanguageModel.from_config(cfg).parameters())
         208193
+        >>> cfg.parameter_count(), cfg.memory_bytes()    # computed, nothing allocated
+        (208193, 832836)
     """
 
     vocab_size: int = 65  # V: number of distinct tokens (65 characters in tiny Shakespeare)
@@ -271,6 +275,22 @@ class GPTConfig:
         self.dropout = check_probability(self.dropout, "dropout")
         _check_divisible(self.n_embd, self.n_head)
         _check_attention(self.attention)
+        self.attention = str(self.attention)  # a str subclass (numpy.str_) would not load back
+
+    def parameter_count(self) -> int:
+        """The number of parameters of a model of these sizes, computed without building it."""
+        V, T, C, L = self.vocab_size, self.block_size, self.n_embd, self.n_layer
+        attention = 3 * C * C + C * C + C  # queries, keys, values of all heads; projection
+        feed_forward = C * 4 * C + 4 * C + 4 * C * C + C
+        block = attention + feed_forward + 4 * C  # two layer norms
+        return V * C + T * C + L * block + 2 * C + C * V + V
+
+    def memory_bytes(self) -> int:
+        """Bytes a model of these sizes holds: float32 parameters and (per-head attention) one
+        ``(block_size, block_size)`` boolean causal mask, shared by all heads. Training needs
+        about three times the parameters more (gradients and AdamW's two moments)."""
+        mask = self.block_size**2 if self.attention == "heads" else 0
+        return 4 * self.parameter_count() + mask
 
 
 class GPTLanguageModel(nn.Module):
@@ -344,6 +364,11 @@ class GPTLanguageModel(nn.Module):
     ) -> None:
         super().__init__()
         cfg = GPTConfig(vocab_size, block_size, n_embd, n_head, n_layer, dropout, attention)
+        check_allocation(
+            cfg.memory_bytes(), f"a GPTLanguageModel of {cfg.parameter_count():,} parameters",
+            f"vocab_size={cfg.vocab_size}, block_size={cfg.block_size}, n_embd={cfg.n_embd}, "
+            f"n_head={cfg.n_head}, n_layer={cfg.n_layer}",
+        )
         self.config = cfg
         self.token_embedding_table = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.position_embedding_table = nn.Embedding(cfg.block_size, cfg.n_embd)

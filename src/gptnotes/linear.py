@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from gptnotes._checks import check_float_tensor, check_positive_int
+from gptnotes._checks import check_allocation, check_float_tensor, check_positive_int
 
 __all__ = ["Linear"]
 
@@ -64,6 +64,10 @@ class Linear(nn.Module):
         self.out_features = check_positive_int(out_features, "out_features")
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, got {type(bias).__name__}")
+        check_allocation(
+            4 * self.out_features * (self.in_features + int(bias)), "the float32 weight of Linear",
+            f"in_features={self.in_features}, out_features={self.out_features}",
+        )
         self.weight = nn.Parameter(torch.empty(self.out_features, self.in_features))
         if bias:
             self.bias = nn.Parameter(torch.empty(self.out_features))

@@ -114,7 +114,14 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float, dim: int 
     # Subtract the largest logit before dividing (the same softmax, as in `softmax`): then no
     # temperature, however small, can overflow the division; the others go to -inf, exp to 0.
     shifted = logits - logits.amax(dim=dim, keepdim=True)
-    return softmax(shifted / temperature, dim=dim)
+    if float(torch.tensor(temperature, dtype=logits.dtype)) == 0.0:
+        # The temperature is below the smallest number of the logits' dtype (about 7e-46 in
+        # float32) and would become 0, making 0 / 0 = NaN at the maximum: take the limit
+        # directly, 0 at the maxima and -inf elsewhere (ties share the probability).
+        scaled = torch.where(shifted == 0, torch.zeros_like(shifted), shifted * float("inf"))
+    else:
+        scaled = shifted / temperature
+    return softmax(scaled, dim=dim)
 
 
 def sample_next_token(
