@@ -111,3 +111,27 @@ def test_known_missing_names_exist():
         head, _, meth = name.partition(".")
         obj = getattr(gptnotes, head)
         assert not meth or callable(getattr(obj, meth))
+
+
+def test_each_api_page_documents_exactly_its_module_public_names():
+    """An API page that lists its members lists exactly the module's ``__all__``: a new
+    public name is documented, and no page names something that is gone."""
+    import importlib
+    import re
+
+    from tests.site_files import ROOT
+
+    checked = 0
+    for page in sorted((ROOT / "docs" / "api").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        m = re.search(r"^:::\s*(gptnotes\.\w+)", text, re.M)
+        if not m:
+            continue
+        listed = re.findall(r"^\s+- (\w+)\s*$", text.split("members:", 1)[1], re.M) if "members:" in text else None
+        if listed is None:
+            continue
+        public = set(importlib.import_module(m[1]).__all__)
+        assert set(listed) == public, (
+            f"{page.name}: not documented {sorted(public - set(listed))}, not public {sorted(set(listed) - public)}")
+        checked += 1
+    assert checked >= 5
