@@ -68,7 +68,7 @@ def wheel_url(site_url: str, version: str) -> str:
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, **kw)
     if proc.returncode != 0:
         raise WheelError(f"{' '.join(map(str, cmd))} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -259,10 +259,9 @@ print("file", os.path.realpath(gptnotes.__file__))
 print("command", os.path.isfile(os.path.join(os.path.dirname(sys.executable), "gptnotes")))
 """
 
-# Never linked from the environment that lends its dependencies: the package itself, and
-# the installers (the new environment gets the package from the wheel under test only).
-_NOT_LENT = re.compile(rf"^(?:{PACKAGE}\b.*|_?_?editable_?_?.*{PACKAGE}.*|pip|pip-.*|setuptools.*|"
-                       r"_distutils_hack|distutils-precedence\.pth|__pycache__)$", re.IGNORECASE)
+# Never linked from the environment that lends its dependencies: the package itself (the new
+# environment gets it from the wheel under test only), and pip (the caller's installs).
+_NOT_LENT = re.compile(rf"^(?:{PACKAGE}\b.*|_?_?editable_?_?.*{PACKAGE}.*|pip|pip-.*|__pycache__)$", re.IGNORECASE)
 
 
 def purelib(python: str | Path) -> Path:
