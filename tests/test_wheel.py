@@ -32,8 +32,11 @@ import yaml
 
 import gptnotes
 from sitetools import browser, wheel
+from tests import test_copy_paste
 from tests.site_files import ROOT
-from tests.test_copy_paste import reader_python  # noqa: F401 - the shared copy-paste environment
+
+# The copy-paste test's environment (built once, shared): it lends its dependencies.
+reader_python = test_copy_paste.reader_python
 
 VERSION = gptnotes.__version__
 PAGES_WITH_THE_BOX = ("index.html", "gpt-in-one-page/index.html")
@@ -103,15 +106,17 @@ def test_the_build_stops_on_a_wheel_that_is_not_the_code_the_pages_ran_with(monk
         mkdocs_hooks._wheel_file(config=None)
 
 
-def test_python_m_sitetools_wheel_puts_it_in_a_site_folder(tmp_path: Path):
-    proc = subprocess.run([sys.executable, "-m", "sitetools.wheel", "--site-dir", str(tmp_path),
-                           "--site-url", "https://example.org/gpt-notes/"],
-                          check=False, cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+def test_python_m_sitetools_wheel_puts_it_in_a_site_folder(tmp_path: Path, capsys):
+    """The build step on its own (the project moves build steps out of MkDocs hooks)."""
+    assert wheel.main(["--site-dir", str(tmp_path), "--site-url", "https://example.org/gpt-notes/"]) == 0
     copied = tmp_path / "wheels" / f"gptnotes-{VERSION}-py3-none-any.whl"
     assert copied.read_bytes() == wheel.cached().read_bytes()
-    assert proc.stdout.splitlines()[-1] == (
+    assert capsys.readouterr().out.splitlines()[-1] == (
         f"pip install https://example.org/gpt-notes/wheels/gptnotes-{VERSION}-py3-none-any.whl")
+    # The same from the command line (the help only: the work is the same function).
+    proc = subprocess.run([sys.executable, "-m", "sitetools.wheel", "--help"],
+                          check=False, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "--site-dir" in proc.stdout, proc.stderr
 
 
 # --------------------------------------------------------------------------------------
@@ -177,12 +182,12 @@ def test_the_wheel_installs_from_the_served_site_into_a_fresh_venv(built_site: P
     assert m and m[1].startswith(site_url), "the home page shows no install line for the site's wheel"
     path = m[1][len(site_url):]  # what the reader's line asks for, from the site's root
     assert path == wheel.site_path(VERSION)
-    fresh = wheel.build(tmp_path / "fresh")
+    built = wheel.cached()  # the wheel of the sources (a fresh build makes the same bytes: above)
     with browser.serve(built_site) as base:
         url = base + path
         with urllib.request.urlopen(url, timeout=30) as response:
             served = response.read()
-        assert _sha256(served) == _sha256(fresh.read_bytes()), "the served file is not the wheel of the sources"
+        assert _sha256(served) == _sha256(built.read_bytes()), "the served file is not the wheel of the sources"
         venv = tmp_path / "venv"
         python = wheel.fresh_venv(venv, deps_from=reader_python)
         wheel.pip_install(python, "-q", "--no-index", url)  # from the URL, nothing else
