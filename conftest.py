@@ -195,6 +195,8 @@ def _part(nodeid: str) -> str:
         return "copy-paste (reader's environment)"
     if "test_browser" in path:
         return "browser"
+    if "test_wheel" in path:
+        return "wheel from the site, release dry run"
     if "test_linkcheck" in path:
         return "site build and checks"
     if "test_site" in path or "test_fences" in path:

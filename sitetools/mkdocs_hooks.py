@@ -9,6 +9,9 @@
 - Stamps each page with the versions its examples ran with, and loads Mermaid only on
   pages that have a diagram.
 - Makes the line ids of code blocks unique on each page (:mod:`sitetools.htmlfix`).
+- Puts the gptnotes wheel, built from exactly the code the pages ran with, at
+  ``wheels/gptnotes-<version>-py3-none-any.whl``, and replaces each ``<!-- gn-install -->``
+  line with the box that installs it from the site (:mod:`sitetools.wheel`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ if str(ROOT) not in sys.path:
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
 
-from sitetools import fences, figures, htmlfix, misconceptions, runner  # noqa: E402
+from sitetools import fences, figures, htmlfix, misconceptions, runner, wheel  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.gptnotes")
 
@@ -81,7 +84,31 @@ def on_files(files: Files, config) -> Files:
     order = _nav_order(config)
     files.append(File.generated(config, _GENERATED, content=misconceptions.render_page(config.docs_dir, order)))
     log.info("gptnotes: %d figure files in %.1f s", len(figures.FIGURES) * len(figures.THEMES), time.perf_counter() - t0)
+    files.append(_wheel_file(config))
     return files
+
+
+def _wheel_file(config) -> File:
+    """The wheel of exactly the code the pages run with, at its stable address in the site."""
+    t0 = time.perf_counter()
+    try:
+        path, built = wheel.for_site()
+    except wheel.WheelError as err:
+        raise PluginError(f"gptnotes: {err}") from None
+    log.info("gptnotes: %s in %.1f s", path, time.perf_counter() - t0)
+    return File.generated(config, path, abs_src_path=str(built))
+
+
+def _install_box(markdown: str, path: str, config) -> str:
+    """Replace each ``<!-- gn-install -->`` line with the box that installs the site's wheel."""
+    import gptnotes
+
+    try:
+        markdown, _ = wheel.place_install_box(markdown, config.site_url or "", gptnotes.__version__,
+                                              on_pypi=bool(config.extra.get("on_pypi", False)))
+    except wheel.WheelError as err:
+        raise PluginError(f"{path}: {err}") from None
+    return markdown
 
 
 def _check_fences(page_fences: list[fences.Fence]) -> None:
@@ -184,6 +211,7 @@ def on_page_markdown(markdown: str, page, config, files):
     path = f"{Path(config.docs_dir).name}/{page.file.src_uri}"
     page.meta["gn_mermaid"] = any(f.lang == "mermaid" for f in fences.parse_text(markdown, path))
     markdown, ran = _run_fences(markdown, path)
+    markdown = _install_box(markdown, path, config)
     markdown, has_figures = _figures(markdown, path)
     markdown, has_tables = _tables(markdown, path)
     markdown = _misconception_anchors(markdown, path)

@@ -13,8 +13,8 @@ and what that changes: nothing a snippet can rely on); ``GPTNOTES_COPY_PASTE=fre
 a brand-new interpreter per chain instead (about 2 s more per chain).
 
 The environment is cached in ``.cache/copy-paste-venv`` and rebuilt when the runtime
-requirements or the constraints change; the wheel is rebuilt and reinstalled whenever the
-package changes.
+requirements or the constraints change; the wheel (``sitetools.wheel.cached()``, the file the
+site's build publishes) is rebuilt and reinstalled whenever the package changes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from sitetools import fences, runner
+from sitetools import fences, runner, wheel
 from tests.site_files import ROOT, markdown_files, rel
 
 VENV = Path(os.environ.get("GPTNOTES_CACHE", ROOT / ".cache")) / "copy-paste-venv"
@@ -52,18 +52,6 @@ def _all_chains() -> list[list[fences.Fence]]:
 
 
 CHAINS = _all_chains()
-
-
-def _digest(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for base in paths:
-        files = sorted(x for x in base.rglob("*") if x.is_file()) if base.is_dir() else [base]
-        for f in files:
-            if "__pycache__" in f.parts:
-                continue
-            h.update(str(f.relative_to(ROOT)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def _env_key() -> str:
@@ -90,7 +78,7 @@ def reader_python() -> Path:
     VENV.parent.mkdir(parents=True, exist_ok=True)
     python = VENV / "bin" / "python"
     env_key = _env_key()
-    pkg_key = _digest([ROOT / "src", ROOT / "pyproject.toml", ROOT / "README.md"])
+    pkg_key = wheel.source_digest()
     with open(VENV.parent / "copy-paste-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers share one environment
         env_stamp, pkg_stamp = VENV / ".env-key", VENV / ".pkg-key"
@@ -101,13 +89,11 @@ def reader_python() -> Path:
         else:
             fresh = False
         if not pkg_stamp.exists() or pkg_stamp.read_text() != pkg_key:
-            with tempfile.TemporaryDirectory() as wheel_dir:
-                _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheel_dir, str(ROOT)])
-                (wheel,) = Path(wheel_dir).glob("gptnotes-*.whl")
-                if fresh:  # the wheel with its runtime dependencies, pinned like the set-up
-                    _run([str(python), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), str(wheel)])
-                else:
-                    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)])
+            built = wheel.cached()  # the very file the site's build publishes
+            if fresh:  # the wheel with its runtime dependencies, pinned like the set-up
+                _run([str(python), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), str(built)])
+            else:
+                _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(built)])
             _run([str(python), "-m", "pip", "check"])
             env_stamp.write_text(env_key)
             pkg_stamp.write_text(pkg_key)
