@@ -50,7 +50,7 @@ SCREENSHOTS = {"": "home", "concepts/softmax/": "softmax", "concepts/attention/"
 # slowest check (1 to 2 s a page and palette). Together these pages hold every kind of
 # element that any page's content has: a test checks that, and names the pages to add when
 # a new kind appears. The header, navigation and footer are the same on every page.
-CONTRAST = {"", "concepts/training/", "concepts/training-speed/", "concepts/bitnet/",
+CONTRAST = {"", "concepts/training/", "concepts/training-speed/", "concepts/bitnet/", "concepts/bitnet/bitlinear/",
             "api/embedding/", "api/training/", "api/distributed/", "api/gpt/"}
 
 # Budget of one page load with an empty cache, not counting two things that are large by

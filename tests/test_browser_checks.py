@@ -324,7 +324,9 @@ def test_the_softmax_page_reads_well_and_its_figure_opens_full_screen(visit):
     assert browser.reading_problems(r, concept=True) == []
     assert r.figures and r.smallest_figure_text >= browser.MIN_FIGURE_TEXT_PX
     assert 0 < r.core_programs <= browser.CORE_PROGRAMS and 0 < r.core_words <= browser.CORE_WORDS
-    assert r.collapsed and all("misconception" in c["classes"] or "deeper" in c["classes"] for c in r.collapsed)
+    kinds = {"misconception", "deeper", "question", "tip", "success"}  # the anatomy's collapsed boxes
+    assert r.collapsed and all(kinds & set(c["classes"].split()) for c in r.collapsed), r.collapsed
+    assert {"misconception", "question"} <= {k for c in r.collapsed for k in c["classes"].split()}
     assert browser.lightbox_problems(v) == []
     assert v.page.evaluate("() => !!document.querySelector('.glightbox-container')") is False  # closed
 
