@@ -51,6 +51,7 @@ SCREENSHOTS = {"": "home", "concepts/softmax/": "softmax", "concepts/attention/"
 # element that any page's content has: a test checks that, and names the pages to add when
 # a new kind appears. The header, navigation and footer are the same on every page.
 CONTRAST = {"", "concepts/training/", "concepts/training-speed/", "concepts/bitnet/", "concepts/bitnet/bitlinear/",
+            "concepts/embedding-space/",
             "api/embedding/", "api/training/", "api/distributed/", "api/gpt/"}
 
 # Budget of one page load with an empty cache, not counting two things that are large by
