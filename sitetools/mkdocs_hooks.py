@@ -9,6 +9,9 @@
 - Stamps each page with the versions its examples ran with, and loads Mermaid only on
   pages that have a diagram.
 - Makes the line ids of code blocks unique on each page (:mod:`sitetools.htmlfix`).
+- Makes a notebook of every concept page (:mod:`sitetools.notebooks`) into ``notebooks/``
+  and links it under the page's title ("Download notebook", and "Open in Colab" once
+  ``repo_url`` names the GitHub repository).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ if str(ROOT) not in sys.path:
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
 
-from sitetools import fences, figures, htmlfix, misconceptions, runner  # noqa: E402
+from sitetools import fences, figures, htmlfix, misconceptions, notebooks, runner  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.gptnotes")
 
@@ -78,9 +81,16 @@ def on_files(files: Files, config) -> Files:
         raise PluginError(f"gptnotes: {err}") from err
     for name, data in rendered.items():
         files.append(File.generated(config, f"figures/{name}", content=data))
+    try:
+        made = notebooks.build_all(config.docs_dir, config.site_url or "http://127.0.0.1:8000/")
+    except (runner.FenceError, ValueError) as err:
+        raise PluginError(f"gptnotes: notebooks: {err}") from None
+    for path, text in made.items():
+        files.append(File.generated(config, path, content=text))
     order = _nav_order(config)
     files.append(File.generated(config, _GENERATED, content=misconceptions.render_page(config.docs_dir, order)))
-    log.info("gptnotes: %d figure files in %.1f s", len(figures.FIGURES) * len(figures.THEMES), time.perf_counter() - t0)
+    log.info("gptnotes: %d figure files and %d notebooks in %.1f s",
+             len(figures.FIGURES) * len(figures.THEMES), len(made), time.perf_counter() - t0)
     return files
 
 
@@ -187,6 +197,8 @@ def on_page_markdown(markdown: str, page, config, files):
     markdown, has_figures = _figures(markdown, path)
     markdown, has_tables = _tables(markdown, path)
     markdown = _misconception_anchors(markdown, path)
+    if notebooks.is_notebook_page(page.file.src_uri):
+        markdown = notebooks.add_links(markdown, page.file.src_uri, config.repo_url)
     if any(f.runs for f in fences.parse_text(markdown, path)) or has_figures or has_tables:
         page.meta["gn_stamp"] = config.extra["gn_versions"]
     if ran:
