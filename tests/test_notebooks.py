@@ -278,21 +278,29 @@ def test_the_sites_notebook_holds_the_pages_programs_and_outputs(page: str, buil
 # ----------------------------------------------------------------------------------------
 
 def _run(nb, python: Path, work: Path):
+    """Run ``nb`` top to bottom in a kernel of the reader's environment (``python``), in an
+    empty directory, with the reader's environment variables."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
+    from traitlets import default
 
-    spec = work / "kernels" / "reader"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
+    kernels = work / "kernels"
+    (kernels / "reader").mkdir(parents=True)
+    (kernels / "reader" / "kernel.json").write_text(json.dumps({
         "argv": [str(python), "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "gptnotes reader", "language": "python",
     }))
+
+    class ReaderKernel(KernelManager):  # nbclient starts it, and shuts it down at the end
+        @default("kernel_spec_manager")
+        def _only_the_reader(self):
+            return KernelSpecManager(kernel_dirs=[str(kernels)])
+
     home = work / "home"
     home.mkdir()
-    km = KernelManager(kernel_name="reader", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]))
-    client = NotebookClient(nb, km=km, timeout=TIMEOUT, allow_errors=False,
-                            resources={"metadata": {"path": str(home)}})
+    client = NotebookClient(nb, kernel_name="reader", kernel_manager_class=ReaderKernel, timeout=TIMEOUT,
+                            allow_errors=False, resources={"metadata": {"path": str(home)}})
     client.execute(env=_reader_env(home))
     return nb
 
