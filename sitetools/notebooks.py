@@ -305,7 +305,8 @@ def cells(markdown: str, src_uri: str, outputs: dict[int, str], links: _Links) -
         indent = len(line) - len(stripped)
         if stripped:
             while stack and indent < stack[-1][0]:
-                stack.pop()
+                if stack.pop()[1] and buf and buf[-1].strip() == ">":
+                    buf.pop()  # no empty quoted line at the end of a quote
                 buf.append("")
         removed = stack[-1][0] if stack else 0
         quote = "> " * sum(q for _, q in stack)
@@ -378,7 +379,11 @@ def notebook(markdown: str, src_uri: str, *, site_url: str, version: str, api: d
     page = _site(site_url) + page_url(src_uri)
     note = (f"*This notebook is the page [{title}]({page}) of GPT Notes. Each program prints what "
             "the page shows under it; the outputs saved here are the page's.*")
-    body.insert(0, _markdown_cell(note))
+    if body and body[0]["cell_type"] == "markdown" and body[0]["source"].startswith("# "):
+        first, _, rest = body[0]["source"].partition("\n")
+        body[0]["source"] = f"{first}\n\n{note}\n{rest}".rstrip("\n")  # right under the title
+    else:
+        body.insert(0, _markdown_cell(note))
     all_cells = [_code_cell(install_source(site_url, version, title), ""), *body]
     for n, cell in enumerate(all_cells):
         cell["id"] = f"{cell['cell_type']}-{n}"

@@ -108,7 +108,9 @@ def made_up() -> dict:
 def test_a_page_becomes_a_valid_notebook_of_its_prose_and_programs_in_order(made_up):
     nbformat.validate(nbformat.from_dict(made_up))
     kinds = [c["cell_type"] for c in made_up["cells"]]
-    assert kinds == ["code", "markdown", "markdown", "code", "markdown", "code", "markdown", "code", "markdown"]
+    assert kinds == ["code", "markdown", "code", "markdown", "code", "markdown", "code", "markdown"]
+    assert made_up["cells"][1]["source"].startswith(
+        f"# A made-up page\n\n*This notebook is the page [A made-up page]({SITE}concepts/made-up/) of GPT Notes.")
     code = [c["source"] for c in _code_cells(made_up)][1:]
     assert code == ['x = 3\nprint("x =", x)', 'print("x squared =", x * x)', 'print("first tab")']
     assert [_printed(c) for c in _code_cells(made_up)] == ["", "x = 3", "x squared = 9", "first tab"]
