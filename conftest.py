@@ -191,6 +191,8 @@ def _part(nodeid: str) -> str:
         return "snippets (pytest-markdown-docs)"
     if path.startswith("src/"):
         return "doctests"
+    if "test_notebooks" in path:
+        return "notebooks (built, checked, run in the reader's environment)"
     if "test_copy_paste" in path:
         return "copy-paste (reader's environment)"
     if "test_browser" in path:

@@ -12,6 +12,9 @@
 - Puts the gptnotes wheel, built from exactly the code the pages ran with, at
   ``wheels/gptnotes-<version>-py3-none-any.whl``, and replaces each ``<!-- gn-install -->``
   line with the box that installs it from the site (:mod:`sitetools.wheel`).
+- Makes a notebook of every concept page (:mod:`sitetools.notebooks`) into ``notebooks/``
+  and links it under the page's title ("Download notebook", and "Open in Colab" once
+  ``repo_url`` names the GitHub repository).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ if str(ROOT) not in sys.path:
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File, Files  # noqa: E402
 
-from sitetools import fences, figures, htmlfix, misconceptions, runner, wheel  # noqa: E402
+from sitetools import fences, figures, htmlfix, misconceptions, notebooks, runner, wheel  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.gptnotes")
 
@@ -81,9 +84,16 @@ def on_files(files: Files, config) -> Files:
         raise PluginError(f"gptnotes: {err}") from err
     for name, data in rendered.items():
         files.append(File.generated(config, f"figures/{name}", content=data))
+    try:
+        made = notebooks.build_all(config.docs_dir, config.site_url or "http://127.0.0.1:8000/")
+    except (runner.FenceError, ValueError) as err:
+        raise PluginError(f"gptnotes: notebooks: {err}") from None
+    for path, text in made.items():
+        files.append(File.generated(config, path, content=text))
     order = _nav_order(config)
     files.append(File.generated(config, _GENERATED, content=misconceptions.render_page(config.docs_dir, order)))
-    log.info("gptnotes: %d figure files in %.1f s", len(figures.FIGURES) * len(figures.THEMES), time.perf_counter() - t0)
+    log.info("gptnotes: %d figure files and %d notebooks in %.1f s",
+             len(figures.FIGURES) * len(figures.THEMES), len(made), time.perf_counter() - t0)
     files.append(_wheel_file(config))
     return files
 
@@ -215,6 +225,8 @@ def on_page_markdown(markdown: str, page, config, files):
     markdown, has_figures = _figures(markdown, path)
     markdown, has_tables = _tables(markdown, path)
     markdown = _misconception_anchors(markdown, path)
+    if notebooks.is_notebook_page(page.file.src_uri):
+        markdown = notebooks.add_links(markdown, page.file.src_uri, config.repo_url)
     if any(f.runs for f in fences.parse_text(markdown, path)) or has_figures or has_tables:
         page.meta["gn_stamp"] = config.extra["gn_versions"]
     if ran:

@@ -14,7 +14,9 @@ a brand-new interpreter per chain instead (about 2 s more per chain).
 
 The environment is cached in ``.cache/copy-paste-venv`` and rebuilt when the runtime
 requirements or the constraints change; the wheel (``sitetools.wheel.cached()``, the file the
-site's build publishes) is rebuilt and reinstalled whenever the package changes.
+site's build publishes) is rebuilt and reinstalled whenever the package changes. It also holds
+ipykernel (:data:`KERNEL`, pinned like the rest), the kernel that tests/test_notebooks.py runs
+the site's notebooks in; no snippet imports it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ CONSTRAINTS = (ROOT / os.environ.get("GPTNOTES_CONSTRAINTS", "constraints.txt"))
 BOUNDARY = "@@gptnotes-fence-boundary@@"
 # Packages a reader does not have: if any is importable, the environment is not a reader's.
 NOT_RUNTIME = ["pytest", "mkdocs", "matplotlib", "hypothesis", "sitetools", "playwright"]
+# What the environment holds besides the wheel's runtime dependencies: a Jupyter kernel, for
+# the notebook tests (a reader opening a notebook has one).
+KERNEL = ["ipykernel"]
 
 
 def _all_chains() -> list[list[fences.Fence]]:
@@ -59,7 +64,7 @@ def _env_key() -> str:
     import tomllib
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
-    h = hashlib.sha256(json.dumps(sorted(deps)).encode())
+    h = hashlib.sha256(json.dumps([sorted(deps), KERNEL]).encode())
     h.update(CONSTRAINTS.read_bytes())
     h.update(sys.version.encode())
     return h.hexdigest()
@@ -91,7 +96,7 @@ def reader_python() -> Path:
         if not pkg_stamp.exists() or pkg_stamp.read_text() != pkg_key:
             built = wheel.cached()  # the very file the site's build publishes
             if fresh:  # the wheel with its runtime dependencies, pinned like the set-up
-                _run([str(python), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), str(built)])
+                _run([str(python), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), str(built), *KERNEL])
             else:
                 _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(built)])
             _run([str(python), "-m", "pip", "check"])

@@ -31,6 +31,7 @@ import dataclasses
 import errno
 import glob
 import hashlib
+import importlib
 import inspect
 import math
 import os
@@ -48,7 +49,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from gptnotes._checks import (
     check_allocation,
@@ -542,7 +543,11 @@ def train(
     if state.step == 0 and not state.history.eval_steps:
         evaluate(0)
     first, last = state.step + 1, state.step + steps
-    bar = tqdm(range(first, last + 1), desc="train", disable=not progress or rank != 0, leave=False)
+    shown = progress and rank == 0
+    # tqdm.auto (a widget in Jupyter) only when a bar is shown: importing it in a Jupyter kernel
+    # without ipywidgets warns "IProgress not found" on stderr, into every notebook of the site.
+    bar_type = importlib.import_module("tqdm.auto").tqdm if shown else tqdm
+    bar = bar_type(range(first, last + 1), desc="train", disable=not shown, leave=False)
     try:
         with _keep_freed_memory():  # no fresh pages from the kernel for every step
             for step in bar:
