@@ -24,7 +24,7 @@ The path of the lecture, in code:
    and PyTorch's fused kernel.
 
 The scale is ``head_size ** -0.5``, the size of the vectors whose dot products form the
-scores. The notes' code scales by ``C ** -0.5`` with ``C = n_embd``: a slip that makes the
+scores. Scaling by ``C ** -0.5`` with ``C = n_embd`` instead is a common slip: it makes the
 scores of a 4-head model half as large as intended (their variance a quarter).
 """
 
@@ -312,8 +312,8 @@ class Head(nn.Module):
 
     The scale is ``head_size ** -0.5``: with queries and keys of unit variance a dot product of
     ``head_size`` terms has variance ``head_size``, and the scale brings it back to 1 so that
-    the softmax starts soft instead of nearly one-hot. (The notes scale by ``C ** -0.5`` with
-    ``C = n_embd``; that is a slip, see the module docstring.)
+    the softmax starts soft instead of nearly one-hot. (Scaling by ``C ** -0.5`` with
+    ``C = n_embd`` instead is a common slip, see the module docstring.)
 
     Args:
         n_embd: C, the size of the input vectors.
@@ -415,7 +415,7 @@ class MultiHeadAttention(nn.Module):
     ``(B, T, num_heads * hs)`` and a linear projection with bias maps them back to ``C``,
     mixing what the heads found; then dropout.
 
-    This is the teaching path, one module per head, as in the notes' parameter listing
+    This is the teaching path, one module per head, as in the lecture's parameter names
     (``sa.heads.0.key.weight`` ...). [`CausalSelfAttention`][gptnotes.attention.CausalSelfAttention] computes the same faster.
 
     Args:

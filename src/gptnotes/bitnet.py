@@ -1,4 +1,4 @@
-"""1-bit and 1.58-bit linear layers: BitNet b1.58 from scratch, and the notes' versions.
+"""1-bit and 1.58-bit linear layers: BitNet b1.58 from scratch, and two simpler layers to compare.
 
 BitNet b1.58 (Ma et al., 2024, "The Era of 1-bit LLMs") replaces the linear layers of a
 Transformer by [`BitLinear`][gptnotes.bitnet.BitLinear]: the weights are quantised to the three values
@@ -14,7 +14,7 @@ The module holds, in dependency order:
   [`weight_fake_quant`][gptnotes.bitnet.weight_fake_quant], [`activation_quant`][gptnotes.bitnet.activation_quant], [`activation_fake_quant`][gptnotes.bitnet.activation_fake_quant],
   [`int8_matmul`][gptnotes.bitnet.int8_matmul];
 * [`RMSNorm`][gptnotes.bitnet.RMSNorm] (equal to ``torch.nn.RMSNorm``);
-* the notes' layers, kept for comparison: [`BinaryLinear`][gptnotes.bitnet.BinaryLinear] (sign: binary, never 0) and
+* two simpler quantised layers, kept for comparison: [`BinaryLinear`][gptnotes.bitnet.BinaryLinear] (sign: binary, never 0) and
   [`ThresholdTernaryLinear`][gptnotes.bitnet.ThresholdTernaryLinear] (fixed threshold, blind to the weights' scale);
 * [`BitLinear`][gptnotes.bitnet.BitLinear] (training, simulated quantisation) and [`BitLinearInference`][gptnotes.bitnet.BitLinearInference]
   (frozen int8 weights, int8 activations, int32 accumulation);
@@ -230,7 +230,7 @@ def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def ternary_threshold(w: torch.Tensor, threshold: float) -> torch.Tensor:
     """Map each weight to -1, 0 or +1: 0 where ``|w| <= threshold``, else its sign.
 
-    The general threshold rule. The notes' ternary layer uses it with a fixed threshold;
+    The general threshold rule. [`ThresholdTernaryLinear`][gptnotes.bitnet.ThresholdTernaryLinear] uses it with a fixed threshold;
     absmean quantisation ([`weight_quant`][gptnotes.bitnet.weight_quant]) is the same rule with the threshold
     ``gamma / 2`` derived from the weights themselves (``gamma = mean(|w|)``), plus the scale
     ``gamma``: ``round(w / gamma)`` clipped to [-1, 1] is 0 exactly when
@@ -567,25 +567,25 @@ class RMSNorm(nn.Module):
 
 
 # --------------------------------------------------------------------------------------
-# The notes' layers, kept for comparison
+# Two simpler quantised layers, kept for comparison
 # --------------------------------------------------------------------------------------
 
 
 class BinaryLinear(Linear):
-    """The notes' "BitLinear": weights replaced by their sign. Binary, never ternary.
+    """A naive "BitLinear": weights replaced by their sign. Binary, never ternary.
 
-    Forward: ``F.linear(x, sign(W), b)``. The notes write ``W.sign().clamp(-1, 1)`` and say
-    it quantises to -1, 0, 1; but ``sign`` returns 0 only for a weight exactly 0.0, which a
+    Forward: ``F.linear(x, sign(W), b)``. A first attempt often writes ``W.sign().clamp(-1, 1)``
+    and expects -1, 0, 1; but ``sign`` returns 0 only for a weight exactly 0.0, which a
     float initialisation practically never produces, so the weights are binary (1 bit)
     and the clamp does nothing. Unlike BitNet, there is no scale (with the standard
     initialisation the output is about ``sqrt(3 * in_features)`` times larger than with the
     float weights it came from), no activation quantisation,
-    and, by default as in the notes, no straight-through estimator: ``sign`` has a zero
+    and, by default, no straight-through estimator: ``sign`` has a zero
     gradient, so ``weight.grad`` is all zeros and only the bias learns. ``ste=True`` adds the
     STE for comparison.
 
-    Same initialisation as [`Linear`][gptnotes.linear.Linear] (the notes use ``torch.randn``; the sign
-    of either is a fair coin).
+    Same initialisation as [`Linear`][gptnotes.linear.Linear] (``torch.randn`` weights would do as well
+    here: the sign of either is a fair coin).
 
     Args:
         in_features: Size C_in of the last input dimension.
@@ -619,7 +619,7 @@ class BinaryLinear(Linear):
         self.ste = ste
 
     def quantized_weight(self) -> torch.Tensor:
-        """Return ``sign(weight).clamp(-1, 1)``, the notes' quantiser (values -1, +1).
+        """Return ``sign(weight).clamp(-1, 1)``, the sign quantiser (values -1, +1).
 
         Shape:
             - Output: ``(C_out, C_in)``, the shape of ``weight``.
@@ -638,12 +638,12 @@ class BinaryLinear(Linear):
 
 
 class ThresholdTernaryLinear(Linear):
-    """The notes' "TernaryBitLinear": a fixed threshold, blind to the weights' scale.
+    """A naive ternary layer: a fixed threshold, blind to the weights' scale.
 
     Forward: ``F.linear(x, q, b)`` with ``q = 0`` where ``|W| < threshold`` and ``sign(W)``
-    elsewhere (the notes' ``torch.where(|x| < t, 0, x).sign()``). The threshold is a fixed
+    elsewhere (``torch.where(|x| < t, 0, x).sign()``). The threshold is a fixed
     number, so how many weights become 0 depends on the scale of the weights, not on a
-    choice: with the notes' ``torch.randn`` weights and ``threshold=0.5`` about 38 % are 0,
+    choice: with ``torch.randn`` weights (standard deviation 1) and ``threshold=0.5`` about 38 % are 0,
     while with the standard initialisation used here (``|W| <= 1/sqrt(in_features)``) a layer
     with ``in_features >= 4`` has every weight below 0.5, and the output is just the bias.
     No scale, no activation quantisation, and no gradient to ``weight`` (``where`` and
@@ -654,7 +654,7 @@ class ThresholdTernaryLinear(Linear):
         in_features: Size C_in of the last input dimension.
         out_features: Size C_out of the output.
         bias: Whether to add a full-precision bias.
-        threshold: Weights with ``|w| < threshold`` become 0; non-negative (the notes' default 0.5).
+        threshold: Weights with ``|w| < threshold`` become 0; non-negative (0.5 by default).
 
     Shape:
         - Input: ``(*, C_in)``, e.g. ``(B, T, C_in)``. Output: ``(*, C_out)``.
@@ -686,7 +686,7 @@ class ThresholdTernaryLinear(Linear):
         self.threshold = float(threshold)
 
     def quantized_weight(self) -> torch.Tensor:
-        """Return the notes' ternary weights: 0 where ``|W| < threshold``, else ``sign(W)``.
+        """Return the ternary weights: 0 where ``|W| < threshold``, else ``sign(W)``.
 
         Shape:
             - Output: ``(C_out, C_in)``, the shape of ``weight``.

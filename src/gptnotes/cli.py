@@ -54,7 +54,7 @@ from gptnotes.training import (
 
 __all__ = ["main"]
 
-# The sizes a new model gets when the user gives none: the notes' model with a longer context.
+# The sizes a new model gets when the user gives none: the site's small model with a longer context.
 SIZE_DEFAULTS = {"block_size": 32, "n_embd": 64, "n_head": 4, "n_layer": 4, "dropout": 0.0, "attention": "heads"}
 
 
@@ -75,7 +75,7 @@ def _add_size_options(p: argparse.ArgumentParser, defaults: dict, keep_none: boo
     g.add_argument("--n-layer", type=int, default=default("n_layer"), help=f"number of blocks (default: {defaults['n_layer']})")
     g.add_argument("--dropout", type=float, default=default("dropout"), help=f"dropout probability (default: {defaults['dropout']})")
     g.add_argument("--attention", choices=ATTENTION_KINDS, default=default("attention"),
-                   help=f"'heads': one module per head (the notes' names); 'fused': one matrix, faster (default: {defaults['attention']})")
+                   help=f"'heads': one module per head (the lecture's names); 'fused': one matrix, faster (default: {defaults['attention']})")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -68,7 +68,7 @@ __all__ = [
 def one_hot(idx: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Write each id as a float vector of ``num_classes`` zeros with a single 1.
 
-    Built from scratch the way the notes do it: a tensor of zeros gets one extra last
+    Built from scratch: a tensor of zeros gets one extra last
     dimension, and `torch.Tensor.scatter_` writes ``1.0`` at position ``idx`` along
     it (``idx.unsqueeze(-1)`` gives the index the shape that ``scatter_`` expects). Equal
     to ``torch.nn.functional.one_hot(idx, num_classes).float()``, but float from the start,
@@ -587,7 +587,7 @@ def train_next_token_embeddings(
     The smallest model in which embeddings are learned: ``logits = Linear(Embedding(x))``,
     a bigram model that goes through C numbers per token. It is trained full-batch on
     every pair ``(data[i], data[i + 1])`` with cross-entropy and `torch.optim.AdamW`
-    (the optimiser of the notes' training loop). Nothing tells the model which tokens are
+    (the optimiser of the lecture's training loop). Nothing tells the model which tokens are
     alike; tokens followed by the same tokens need the same logits, and the cheapest way
     to get them is the same embedding row, so their rows turn towards each other
     (their cosine similarity rises). Weight decay shrinks the directions that no loss

@@ -1,11 +1,11 @@
-"""The small GPT of the notes: embeddings, a stack of blocks, and a language-model head.
+"""The small GPT of the lecture: embeddings, a stack of blocks, and a language-model head.
 
 ``idx (B, T)`` → token embedding + position embedding ``(B, T, C)`` → ``n_layer`` ×
 [`Block`][gptnotes.gpt.Block] (pre-norm: ``x + attention(ln1(x))``, then ``x + feed_forward(ln2(x))``) →
 final layer norm → ``lm_head`` → logits ``(B, T, vocab_size)``.
 
 With ``vocab_size=65, block_size=8, n_embd=64, n_head=4, n_layer=4`` the parameters are
-exactly those the notes list (``token_embedding_table.weight [65, 64]`` …
+exactly those of the lecture's model (``token_embedding_table.weight [65, 64]`` …
 ``lm_head.bias [65]``), 208,193 in all.
 
 All weights keep PyTorch's default initialisation, as in the lecture's code: embeddings
@@ -243,7 +243,7 @@ def _check_attention(attention: object) -> None:
 
 @dataclass
 class GPTConfig:
-    """The sizes of a [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel]; the defaults are the model of the notes' listing.
+    """The sizes of a [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel]; the defaults are the small model used throughout the site.
 
     Checked when created: every size a positive integer, ``n_embd`` divisible by ``n_head``,
     ``dropout`` in ``[0, 1)``, ``attention`` one of ``"heads"``, ``"fused"``.
@@ -315,7 +315,7 @@ class GPTLanguageModel(nn.Module):
         n_head: Heads per block (``n_embd`` must be divisible by it).
         n_layer: Number of blocks.
         dropout: Dropout probability while training.
-        attention: ``"heads"`` (default, per-head modules, the notes' parameter names) or
+        attention: ``"heads"`` (default, per-head modules, the lecture's parameter names) or
             ``"fused"`` (one ``c_attn`` matrix per block and PyTorch's fused attention; same
             maths, see [`to_fused`][gptnotes.gpt.GPTLanguageModel.to_fused]).
 

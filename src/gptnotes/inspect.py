@@ -6,12 +6,12 @@ assigned as an attribute (directly, or inside a sub-module) is *registered*, and
 ``blocks.0.sa.heads.0.key.weight``. The helpers here turn that walk into numbers and a
 printable table:
 
-- [`count_parameters`][gptnotes.inspect.count_parameters] — the notes'
+- [`count_parameters`][gptnotes.inspect.count_parameters] — the lecture's
   ``sum(p.numel() for p in m.parameters())``.
 - [`parameter_table`][gptnotes.inspect.parameter_table] — one ``(name, shape, numel)`` row per
   parameter.
 - [`format_parameter_table`][gptnotes.inspect.format_parameter_table] — the same rows as text,
-  with a total line that gives the count in millions exactly as the notes print it
+  with a total line that gives the count in millions exactly as the lecture prints it
   (``0.208193 M parameters``).
 - [`parameter_counts_by_module`][gptnotes.inspect.parameter_counts_by_module] — the counts
   grouped by sub-module, to answer "how many weights does each layer have?".
@@ -112,7 +112,7 @@ def parameter_table(module: nn.Module) -> list[tuple[str, tuple[int, ...], int]]
 
 
 def format_millions(n: int) -> str:
-    """Write a parameter count in millions, as the notes' ``n / 1e6`` prints it.
+    """Write a parameter count in millions, as the lecture's ``n / 1e6`` prints it.
 
     The decimal is exact (integer arithmetic, no float rounding), with trailing zeros
     removed but at least one digit after the point: ``208193 -> '0.208193'``,
@@ -150,7 +150,7 @@ def format_parameter_table(module: nn.Module) -> str:
 
     One line per parameter: its name, its shape written as a list (``[65, 64]``, the
     same on every PyTorch version) and its number of elements; then a line with the
-    total, also in millions as the notes print it.
+    total, also in millions as the lecture prints it.
 
     Args:
         module: Any `torch.nn.Module`.
