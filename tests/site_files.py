@@ -4,7 +4,9 @@ and the pages of the site they become."""
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from sitetools.notebooks import page_url  # the rule that turns a page into its address
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"  # gitignored; CI uploads it (screenshots, reports)
@@ -18,16 +20,6 @@ def markdown_files() -> list[Path]:
 
 def rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
-
-
-def page_url(doc: str) -> str:
-    """The address (from the site's root) of the page made from ``doc`` (a path under docs/),
-    with MkDocs' directory URLs: ``index.md`` -> ``""``, ``concepts/softmax.md`` -> ``concepts/softmax/``."""
-    p = PurePosixPath(doc)
-    if p.stem in ("index", "README"):
-        parent = p.parent.as_posix()
-        return "" if parent == "." else parent + "/"
-    return p.with_suffix("").as_posix() + "/"
 
 
 def site_pages() -> list[str]:

@@ -13,6 +13,7 @@ import torch
 
 from gptnotes import load_checkpoint
 from gptnotes.cli import main
+from tests.lock_holder import lock_held_elsewhere
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 12
 TINY = ["--block-size", "8", "--n-embd", "16", "--n-head", "2", "--n-layer", "1"]
@@ -278,16 +279,8 @@ def test_item5_an_unwritable_out_is_reported_before_training(capsys, text_file):
 def test_item6_a_second_run_on_the_same_out_stops_at_once(capsys, text_file, tmp_path):
     ckpt = tmp_path / "c.pt"
     assert _run(capsys, "train", str(text_file), "--out", str(ckpt), "--steps", "2", *TINY, *FAST)[0] == 0
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom gptnotes.training import checkpoint_lock\n"
-         f"with checkpoint_lock({str(ckpt)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(ckpt):
         code, _, err = _run(capsys, "train", str(text_file), "--out", str(ckpt), "--resume", "--steps", "3", "--no-progress")
-    finally:
-        holder.communicate("", timeout=60)
     assert code == 2  # was 0, and one of the two runs' steps was lost
     _one_line_error(err, "being written by another gptnotes process")
     assert load_checkpoint(ckpt).state.step == 2

@@ -271,24 +271,25 @@ INT_ARGS = [(n, fn, valid, arg) for n, fn, valid, args in TARGETS for arg, bads 
 EPS_ARGS = [(n, fn, valid, arg) for n, fn, valid, args in TARGETS for arg, bads in args.items() if bads is BAD_EPS]
 
 
-@FUZZ
-@given(target=st.sampled_from(INT_ARGS), value=bad_ints)
-def test_drawn_bad_sizes_get_a_clear_error(target, value):
+def _call_with(target, value) -> None:
+    """Call a target with one argument replaced by ``value``, and record the outcome."""
     name, fn, valid, arg = target
     kwargs = valid()
     kwargs[arg] = value
     kind, detail = _classify(lambda: fn(**kwargs), _names(arg))
     _record(kind, f"{name}({arg}={value!r})", detail)
+
+
+@FUZZ
+@given(target=st.sampled_from(INT_ARGS), value=bad_ints)
+def test_drawn_bad_sizes_get_a_clear_error(target, value):
+    _call_with(target, value)
 
 
 @FUZZ
 @given(target=st.sampled_from(EPS_ARGS), value=bad_floats)
 def test_drawn_bad_epsilons_get_a_clear_error(target, value):
-    name, fn, valid, arg = target
-    kwargs = valid()
-    kwargs[arg] = value
-    kind, detail = _classify(lambda: fn(**kwargs), _names(arg))
-    _record(kind, f"{name}({arg}={value!r})", detail)
+    _call_with(target, value)
 
 
 # --- valid but extreme values: no silent NaN ------------------------------------------------

@@ -672,23 +672,13 @@ def test_item6_stale_temporary_files_are_removed_mode_kept_symlink_followed(tmp_
 
 
 def test_item6_the_lock_refuses_a_second_writer(tmp_path):
-    import subprocess
-    import sys
-
     from gptnotes.training import CheckpointInUseError
+    from tests.lock_holder import lock_held_elsewhere
 
     path = tmp_path / "c.pt"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom gptnotes.training import checkpoint_lock\n"
-         f"with checkpoint_lock({str(path)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(path):
         with pytest.raises(CheckpointInUseError, match="being written by another gptnotes process"):
             save_checkpoint(path, BigramLanguageModel(3))
-    finally:
-        holder.communicate("", timeout=60)
     save_checkpoint(path, BigramLanguageModel(3))  # released
     assert sorted(os.listdir(tmp_path)) == ["c.pt"]
 
