@@ -171,7 +171,7 @@ def _site(site_url: str) -> str:
 def api_pages(docs_dir: str | Path) -> dict[str, str]:
     """The identifier each API page documents (``::: gptnotes.data``) -> that page's URL."""
     out = {}
-    for p in sorted((Path(docs_dir) / "api").glob("*.md")):
+    for p in sorted((Path(docs_dir) / "api").rglob("*.md")):  # api/bitnet/quant.md too
         for m in _API_DIRECTIVE.finditer(p.read_text(encoding="utf-8")):
             out[m["ident"]] = page_url(p.relative_to(docs_dir).as_posix())
     return out

@@ -115,23 +115,40 @@ def test_known_missing_names_exist():
 
 def test_each_api_page_documents_exactly_its_module_public_names():
     """An API page that lists its members lists exactly the module's ``__all__``: a new
-    public name is documented, and no page names something that is gone."""
+    public name is documented, and no page names something that is gone. A subpackage
+    (``gptnotes.bitnet``) has a page per module in a folder of its name (``api/bitnet/``):
+    together they document exactly the subpackage's ``__all__``, each name once."""
     import importlib
     import re
+    from collections import Counter
 
     from tests.site_files import ROOT
 
+    api = ROOT / "docs" / "api"
     checked = 0
-    for page in sorted((ROOT / "docs" / "api").glob("*.md")):
+    by_package: dict[str, Counter] = {}
+    for page in sorted(api.rglob("*.md")):
         text = page.read_text(encoding="utf-8")
-        m = re.search(r"^:::\s*(gptnotes\.\w+)", text, re.M)
+        m = re.search(r"^:::\s*(gptnotes(?:\.\w+)+)", text, re.M)
         if not m:
             continue
         listed = re.findall(r"^\s+- (\w+)\s*$", text.split("members:", 1)[1], re.M) if "members:" in text else None
         if listed is None:
             continue
         public = set(importlib.import_module(m[1]).__all__)
+        name = page.relative_to(api).as_posix()
         assert set(listed) == public, (
-            f"{page.name}: not documented {sorted(public - set(listed))}, not public {sorted(set(listed) - public)}")
+            f"{name}: not documented {sorted(public - set(listed))}, not public {sorted(set(listed) - public)}")
+        if page.parent != api:  # api/bitnet/quant.md documents gptnotes.bitnet.quant
+            package = "gptnotes." + ".".join(page.parent.relative_to(api).parts)
+            assert m[1] == f"{package}.{page.stem}", f"{name} documents {m[1]}"
+            by_package.setdefault(package, Counter()).update(listed)
         checked += 1
     assert checked >= 5
+    assert "gptnotes.bitnet" in by_package
+    for package, names in by_package.items():
+        public = set(importlib.import_module(package).__all__)
+        twice = sorted(n for n, c in names.items() if c > 1)
+        assert set(names) == public and not twice, (
+            f"{package}: on no module page {sorted(public - set(names))}, not public {sorted(set(names) - public)}, "
+            f"on two pages {twice}")

@@ -1,161 +1,24 @@
 """Figures of the BitNet b1.58 pages.
 
-Three cheap figures (entropy of a ternary weight, zeros made by a fixed threshold) and three
-that share one training run: the small GPT of the site trained twice from the same initial
-weights, once with full-precision linear layers and once with BitLinear in every block. The
-run takes some seconds (a few tens on a busy machine), happens once per build process (it is
-memoised here) and, like every figure, is cached on disk until the package changes.
+Two cheap figures (entropy of a ternary weight, zeros made by a fixed threshold), and two
+figures and a table that draw one training run, the experiment
+``sitetools.experiments.bitnet_vs_float``: the small GPT of the site trained twice from the
+same initial weights, once with full-precision linear layers and once with BitLinear in every
+block. The run takes some seconds (a few tens on a busy machine), happens once per build
+process (the experiment memoises it) and, like every figure, is cached on disk until the
+package, this module or the experiment's module changes.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
-from functools import lru_cache
 
+from sitetools.experiments import bitnet_vs_float
 from sitetools.figures import Theme, figure, table
 
-# --------------------------------------------------------------------------------------
-# The training run shared by the GPT figures
-# --------------------------------------------------------------------------------------
-
-#: Settings of the side-by-side run. The GPT is the site's small model's size (block_size 8, C = 64, 4 heads,
-#: 4 blocks) with the fused attention (the same maths as the per-head modules, fewer modules,
-#: so a quicker run); the text is the package's own corpus.
-RUN = {
-    "block_size": 8,
-    "n_embd": 64,
-    "n_head": 4,
-    "n_layer": 4,
-    "attention": "fused",
-    "steps": 240,
-    "batch_size": 32,
-    "lr": 2e-3,
-    "eval_interval": 40,
-    "eval_iters": 5,
-    "final_batches": 12,
-    "final_batch_size": 64,
-    "seed": 0,
-}
-
-#: The layer whose master weights the histogram shows (its input is the first block's
-#: layer-normed stream; 64 -> 256, 16,384 weights).
-HIST_LAYER = "blocks.0.ffwd.net.0"
-
-
-def _ternarise_weights_in_place(model) -> int:
-    """Post-training quantisation, weights only: each block Linear's weight -> gamma * ternary."""
-    import torch
-
-    from gptnotes import Linear, weight_fake_quant
-
-    n = 0
-    with torch.no_grad():
-        for module in model.blocks.modules():
-            if isinstance(module, Linear):
-                module.weight.copy_(weight_fake_quant(module.weight))
-                n += 1
-    return n
-
-
-def _freeze_bitlinears(model) -> int:
-    """Swap every BitLinear of ``model`` for its integer inference twin (int8 weights, int32 sums)."""
-    from gptnotes import BitLinear
-
-    n = 0
-    for name, module in list(model.named_modules()):
-        if isinstance(module, BitLinear):
-            parent_name, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent_name), attr, module.quantize())
-            n += 1
-    return n
-
-
-@lru_cache(maxsize=1)
-def gpt_run() -> dict:
-    """Train the full-precision and the BitNet GPT side by side; return curves and final numbers."""
-    import torch
-
-    from gptnotes import (
-        CharTokenizer,
-        GPTLanguageModel,
-        estimate_loss,
-        load_corpus,
-        replace_linear_with_bitlinear,
-        train,
-        train_val_split,
-        weight_quant,
-    )
-
-    r = RUN
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: one thread is faster and steadier, and deterministic
-    start = time.perf_counter()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            text = load_corpus()
-            tok = CharTokenizer(text)
-            data = torch.tensor(tok.encode(text))
-            train_data, val_data = train_val_split(data)
-            torch.manual_seed(r["seed"])
-            fp = GPTLanguageModel(
-                tok.vocab_size, r["block_size"], r["n_embd"], r["n_head"], r["n_layer"], attention=r["attention"]
-            )
-            bit = copy.deepcopy(fp)  # the same initial weights
-            replaced = replace_linear_with_bitlinear(bit.blocks)
-            histories = {}
-            for name, model in (("fp", fp), ("bit", bit)):
-                state = train(
-                    model, train_data, val_data, steps=r["steps"], batch_size=r["batch_size"],
-                    block_size=r["block_size"], lr=r["lr"], eval_interval=r["eval_interval"],
-                    eval_iters=r["eval_iters"], seed=r["seed"], progress=False,
-                )
-                histories[name] = state.history
-
-            def final(model) -> dict:
-                g = torch.Generator().manual_seed(1234)  # the same batches for every model
-                return estimate_loss(
-                    model, {"train": train_data, "val": val_data}, r["block_size"],
-                    r["final_batch_size"], r["final_batches"], generator=g,
-                )
-
-            ptq = copy.deepcopy(fp)
-            n_ptq = _ternarise_weights_in_place(ptq)
-            frozen = copy.deepcopy(bit).eval()
-            n_frozen = _freeze_bitlinears(frozen)
-            idx = torch.randint(tok.vocab_size, (64, r["block_size"]), generator=torch.Generator().manual_seed(5))
-            with torch.no_grad():
-                same_logits = torch.equal(bit.eval()(idx)[0], frozen(idx)[0])
-            bit.train()
-            results = {
-                "fp": final(fp),
-                "bit": final(bit),
-                "int": final(frozen),
-                "ptq": final(ptq),
-            }
-            layer = bit.get_submodule(HIST_LAYER)
-            master = layer.weight.detach().clone()
-            ternary, gamma = weight_quant(master)
-    finally:
-        torch.set_num_threads(threads)
-    return {
-        "histories": histories,
-        "results": results,
-        "replaced": len(replaced),
-        "ptq_layers": n_ptq,
-        "frozen_layers": n_frozen,
-        "same_logits": same_logits,
-        "vocab_size": tok.vocab_size,
-        "train_tokens": len(train_data),
-        "val_tokens": len(val_data),
-        "params_fp": sum(p.numel() for p in fp.parameters()),
-        "params_bit": sum(p.numel() for p in bit.parameters()),
-        "master": master,
-        "ternary": ternary,
-        "gamma": float(gamma),
-        "seconds": time.perf_counter() - start,
-    }
+#: The experiment's source is part of the render cache's key: a change to it re-renders the
+#: figures and the table that show its run (sitetools/figures/__init__.py, _cache_key).
+INPUTS = (bitnet_vs_float.__file__,)
 
 
 def _smooth(values: list[float], k: int = 15) -> list[float]:
@@ -172,7 +35,7 @@ def _smooth(values: list[float], k: int = 15) -> list[float]:
 def gpt_loss(theme: Theme):
     import matplotlib.pyplot as plt
 
-    run = gpt_run()
+    run = bitnet_vs_float.site_run()
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     labels = {"fp": "full precision (float32 weights)", "bit": "BitNet b1.58 (BitLinear in every block)"}
     for k, key in enumerate(("fp", "bit")):
@@ -195,7 +58,8 @@ def gpt_loss(theme: Theme):
 
 @table("bitnet-gpt-results")
 def gpt_results() -> str:
-    run = gpt_run()
+    run = bitnet_vs_float.site_run()
+    settings = bitnet_vs_float.SETTINGS
     res = run["results"]
     rows = [
         ("Full precision", res["fp"]),
@@ -211,8 +75,8 @@ def gpt_results() -> str:
     same = "the same logits, bit for bit" if run["same_logits"] else "**different** logits"
     lines += [
         "",
-        f"Same initial weights, same batches: {RUN['steps']} steps of batch {RUN['batch_size']}. "
-        f"Each loss is the mean over the same {RUN['final_batches']} batches of {RUN['final_batch_size']} "
+        f"Same initial weights, same batches: {settings['steps']} steps of batch {settings['batch_size']}. "
+        f"Each loss is the mean over the same {settings['final_batches']} batches of {settings['final_batch_size']} "
         "sequences per split; the val gap is the val loss minus that of full precision. "
         f"Integer inference path against BitNet in eval mode: {same}.",
     ]
@@ -226,7 +90,7 @@ def ternary_histogram(theme: Theme):
 
     from gptnotes import tensor_entropy_bits
 
-    run = gpt_run()
+    run = bitnet_vs_float.site_run()
     w = run["master"].flatten()
     t = run["ternary"].flatten()
     gamma = run["gamma"]
@@ -246,7 +110,7 @@ def ternary_histogram(theme: Theme):
     ax.text(-gamma / 2, top * 1.05, "−γ/2 ", color=theme.fg, ha="right", va="bottom")
     ax.set_xlabel(f"master weight (γ = mean |W| = {gamma:.4f})")
     ax.set_ylabel("number of weights")
-    ax.set_title(f"Trained master weights of {HIST_LAYER}")
+    ax.set_title(f"Trained master weights of {bitnet_vs_float.HIST_LAYER}")
     counts = [int((t == v).sum()) for v in (-1, 0, 1)]
     bars = bx.barh(["−1", "0", "+1"], counts, color=[colors[-1], colors[0], colors[1]], height=0.7)
     for bar, c in zip(bars, counts):
