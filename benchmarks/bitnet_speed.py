@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gptnotes.bitnet import BitLinear, _int8_matmul_int32, activation_quant, int8_matmul, weight_memory_report
+from gptnotes.bitnet import BitLinear, activation_quant, int8_matmul, weight_memory_report
+from gptnotes.bitnet.inference import _int8_matmul_int32
 
 from _machine import cpu_name  # benchmarks/_machine.py, beside this script
 
