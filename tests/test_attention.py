@@ -483,6 +483,20 @@ def test_skipping_the_inner_checks_changes_no_number():
     assert torch.equal(out, again) and torch.equal(wei, wei_again)
 
 
+@pytest.mark.parametrize("layer", [Head(8, 4, 4), MultiHeadAttention(8, 2, 4, 4), CausalSelfAttention(8, 2, 4, 4)])
+def test_inner_layers_without_a_float_weight_still_run(layer):
+    from gptnotes.bitnet import BitLinear
+
+    torch.manual_seed(0)
+    for name, child in list(layer.named_modules()):
+        for attr in ("key", "query", "value", "proj", "c_attn"):
+            inner = getattr(child, attr, None)
+            if isinstance(inner, Linear):  # swap for a packed ternary layer, as BitNet does
+                frozen = BitLinear(inner.in_features, inner.out_features)
+                setattr(child, attr, frozen.quantize())
+    assert tuple(layer(torch.randn(1, 3, 8)).shape[:2]) == (1, 3)
+
+
 def test_a_forward_does_not_scan_the_data():
     # NaN input is not refused by a layer's forward: checking every value would cost a pass
     # over the data (and a device sync) per layer; it flows through as NaN, as in torch.nn.

@@ -132,6 +132,13 @@ def _check_input(x: object, n_embd: int, block_size: int, dtype: torch.dtype | N
     return x
 
 
+def _dtype_of(layer: nn.Module) -> torch.dtype | None:
+    """The dtype a layer's input must have: its weight's; ``None`` for a layer without a float
+    weight (a packed `BitLinearInference` of gptnotes.bitnet, which checks its input itself)."""
+    weight = getattr(layer, "weight", None)
+    return weight.dtype if isinstance(weight, torch.Tensor) and weight.is_floating_point() else None
+
+
 def average_past_loop(x: torch.Tensor) -> torch.Tensor:
     """Average every position with all the positions before it, with two Python loops.
 
@@ -406,7 +413,7 @@ class Head(nn.Module):
             ``out`` ``(B, T, hs)``, or ``(out, weights)``.
         """
         if self.checks_input:
-            _check_input(x, self.n_embd, self.block_size, self.key.weight.dtype)
+            _check_input(x, self.n_embd, self.block_size, _dtype_of(self.query))
             check_bool(return_weights, "return_weights")
         B, T, C = x.shape
         k = self.key(x)  # (B, T, hs)
@@ -503,7 +510,7 @@ class MultiHeadAttention(nn.Module):
             ``out`` ``(B, T, C)``, or ``(out, weights)``.
         """
         if self.checks_input:
-            _check_input(x, self.n_embd, self.block_size, self.proj.weight.dtype)
+            _check_input(x, self.n_embd, self.block_size, _dtype_of(self.proj))
             check_bool(return_weights, "return_weights")
         results = [h(x, return_weights=True) for h in self.heads]  # nh x ((B, T, hs), (B, T, T))
         out = torch.cat([o for o, _ in results], dim=-1)  # (B, T, nh * hs)
@@ -642,7 +649,7 @@ class CausalSelfAttention(nn.Module):
             ``out`` ``(B, T, C)``, or ``(out, weights)``.
         """
         if self.checks_input:
-            _check_input(x, self.n_embd, self.block_size, self.proj.weight.dtype)
+            _check_input(x, self.n_embd, self.block_size, _dtype_of(self.proj))
             check_bool(return_weights, "return_weights")
         B, T, C = x.shape
         nh, hs = self.num_heads, self.head_size
