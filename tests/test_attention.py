@@ -15,6 +15,7 @@ from gptnotes import (
     CausalSelfAttention,
     Head,
     MultiHeadAttention,
+    Linear,
     average_past_loop,
     average_past_matmul,
     average_past_softmax,
@@ -109,6 +110,18 @@ def test_causal_attention_rejects_mismatched_shapes():
         causal_attention(q, q, torch.randn(2, 4, 4))
     with pytest.raises(TypeError, match="q"):
         causal_attention(q.long(), q, q)
+
+
+def test_causal_attention_checks_dtypes_head_size_and_flags():
+    q = torch.randn(2, 4, 3)
+    with pytest.raises(ValueError, match="head size"):
+        causal_attention(torch.randn(2, 4, 0), torch.randn(2, 4, 0), q)
+    with pytest.raises(TypeError, match="k must have the dtype of q"):
+        causal_attention(q, q.double(), q)
+    with pytest.raises(TypeError, match="v must have the dtype of q"):
+        causal_attention(q, q, q.double())
+    with pytest.raises(TypeError, match="return_weights"):
+        causal_attention(q, q, q, return_weights="no")
 
 
 # --- one head ------------------------------------------------------------------------------
@@ -269,11 +282,25 @@ def test_head_rejects_bad_input_and_sizes():
         Head(12, 4, 8, dropout=1.0)
 
 
+def test_return_weights_must_be_a_bool():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 8)
+    for layer in (Head(8, 4, 4), MultiHeadAttention(8, 2, 4, 4), CausalSelfAttention(8, 2, 4, 4)):
+        with pytest.raises(TypeError, match="return_weights must be True or False, got int 1"):
+            layer(x, return_weights=1)
+
+
 def test_head_tril_is_a_buffer_not_saved():
     head = _head(block=8)
     assert "tril" in dict(head.named_buffers())
     assert "tril" not in head.state_dict()
     assert torch.equal(head.tril, torch.tril(torch.ones(8, 8)).bool())
+
+
+def test_heads_share_one_causal_mask():
+    mha = MultiHeadAttention(8, 4, 2, 16)
+    ptrs = {h.tril.data_ptr() for h in mha.heads}
+    assert len(ptrs) == 1 and mha.heads[0].tril.tolist() == causal_mask(16).tolist()
 
 
 def test_dropout_acts_in_training_only():
@@ -401,28 +428,85 @@ def test_multi_head_errors():
         CausalSelfAttention(16, 4, 4, 8)(torch.randn(1, 3, 16, dtype=torch.float64))
 
 
-# ---------------------------------------------------------------------------------------
-# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
-# silently with NaN or an empty tensor)
-# ---------------------------------------------------------------------------------------
+# --- checks at the edges: a layer on its own checks its input, inside a model once ---------
 
 
-def test_causal_attention_checks_dtypes_head_size_and_flags():
-    q = torch.randn(2, 4, 3)
-    with pytest.raises(ValueError, match="head size"):
-        causal_attention(torch.randn(2, 4, 0), torch.randn(2, 4, 0), q)
-    with pytest.raises(TypeError, match="k must have the dtype of q"):
-        causal_attention(q, q.double(), q)
-    with pytest.raises(TypeError, match="v must have the dtype of q"):
-        causal_attention(q, q, q.double())
-    with pytest.raises(TypeError, match="return_weights"):
-        causal_attention(q, q, q, return_weights="no")
+def _count_checks(monkeypatch):
+    """Count the input checks of the attention layers and of Linear while they run."""
+    import gptnotes.attention as attention
+
+    calls = {"attention": 0, "linear": 0}
+    check, linear_check = attention._check_input, Linear._check_input
+
+    def counted(*args, **kwargs):
+        calls["attention"] += 1
+        return check(*args, **kwargs)
+
+    def linear_counted(self, x):
+        calls["linear"] += 1
+        return linear_check(self, x)
+
+    monkeypatch.setattr(attention, "_check_input", counted)
+    monkeypatch.setattr(Linear, "_check_input", linear_counted)
+    return calls
 
 
-# --- issue 14, item 8: absurd sizes are refused before anything is allocated ---------------
+@pytest.mark.parametrize("layer", [MultiHeadAttention, CausalSelfAttention])
+def test_multi_head_layers_check_x_once_not_once_per_inner_layer(layer, monkeypatch):
+    torch.manual_seed(0)
+    mha = layer(16, 4, 4, 8)
+    calls = _count_checks(monkeypatch)
+    mha(torch.randn(2, 5, 16))
+    assert calls == {"attention": 1, "linear": 0}       # not once more per head and per Linear
+    assert all(not m.checks_input for m in mha.modules() if m is not mha and hasattr(m, "checks_input"))
 
 
-def test_item8_sizes_beyond_the_machine_are_refused_with_the_numbers(monkeypatch):
+def test_a_head_on_its_own_checks_its_input(monkeypatch):
+    torch.manual_seed(0)
+    head = Head(8, 4, 4)
+    calls = _count_checks(monkeypatch)
+    head(torch.randn(1, 3, 8))
+    assert calls == {"attention": 1, "linear": 0}       # its key, query and value trust it
+    with pytest.raises(TypeError, match="x must have the dtype of the weights"):
+        head(torch.randn(1, 3, 8, dtype=torch.float64))  # its Linear layers no longer check it
+
+
+def test_skipping_the_inner_checks_changes_no_number():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2, 4, 6)
+    x = torch.randn(2, 5, 8)
+    out, wei = mha(x, return_weights=True)
+    for h in mha.heads:
+        h.checks_input = True
+        h.key.checks_input = h.query.checks_input = h.value.checks_input = True
+    again, wei_again = mha(x, return_weights=True)
+    assert torch.equal(out, again) and torch.equal(wei, wei_again)
+
+
+@pytest.mark.parametrize("layer", [Head(8, 4, 4), MultiHeadAttention(8, 2, 4, 4), CausalSelfAttention(8, 2, 4, 4)])
+def test_inner_layers_without_a_float_weight_still_run(layer):
+    from gptnotes.bitnet import BitLinear
+
+    torch.manual_seed(0)
+    for name, child in list(layer.named_modules()):
+        for attr in ("key", "query", "value", "proj", "c_attn"):
+            inner = getattr(child, attr, None)
+            if isinstance(inner, Linear):  # swap for a packed ternary layer, as BitNet does
+                frozen = BitLinear(inner.in_features, inner.out_features)
+                setattr(child, attr, frozen.quantize())
+    assert tuple(layer(torch.randn(1, 3, 8)).shape[:2]) == (1, 3)
+
+
+def test_a_forward_does_not_scan_the_data():
+    # NaN input is not refused by a layer's forward: checking every value would cost a pass
+    # over the data (and a device sync) per layer; it flows through as NaN, as in torch.nn.
+    torch.manual_seed(0)
+    x = torch.full((1, 3, 8), float("nan"))
+    for layer in (Head(8, 4, 4), MultiHeadAttention(8, 2, 4, 4), CausalSelfAttention(8, 2, 4, 4)):
+        assert torch.isnan(layer(x)).all()
+
+
+def test_sizes_beyond_the_machine_are_refused_with_the_numbers(monkeypatch):
     import gptnotes._checks as checks
 
     monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 10**9)
@@ -433,17 +517,3 @@ def test_item8_sizes_beyond_the_machine_are_refused_with_the_numbers(monkeypatch
         MultiHeadAttention(8, 10**12, 4, 6)  # never returned before
     with pytest.raises(ValueError, match="block_size=40000.* would need"):
         Head(8, 4, 40000)
-
-
-def test_item8_heads_share_one_causal_mask():
-    mha = MultiHeadAttention(8, 4, 2, 16)
-    ptrs = {h.tril.data_ptr() for h in mha.heads}
-    assert len(ptrs) == 1 and mha.heads[0].tril.tolist() == causal_mask(16).tolist()
-
-
-def test_item11_return_weights_must_be_a_bool():
-    torch.manual_seed(0)
-    x = torch.randn(1, 3, 8)
-    for layer in (Head(8, 4, 4), MultiHeadAttention(8, 2, 4, 4)):
-        with pytest.raises(TypeError, match="return_weights must be True or False, got int 1"):
-            layer(x, return_weights=1)

@@ -195,6 +195,23 @@ def test_forward_rejects_bad_targets():
         model(idx, torch.tensor([[1.0, 2.0, 3.0]]))
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+def test_token_ids_of_any_integer_dtype_are_taken_as_long(dtype):
+    model = _model()
+    ids, nxt = torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]])
+    assert torch.equal(model(ids.to(dtype), nxt.to(dtype))[1], model(ids, nxt)[1])
+    assert model.generate(ids.to(dtype), 2).dtype == torch.long
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 0)])
+def test_an_empty_batch_is_refused_not_answered_with_nan(shape):
+    empty = torch.zeros(shape, dtype=torch.long)
+    with pytest.raises(ValueError, match="idx"):
+        _model()(empty, empty)
+    with pytest.raises(ValueError, match="idx"):
+        _model().generate(empty, 2)
+
+
 def test_generate_rejects_bad_arguments():
     model = _model(7)
     idx = torch.tensor([[0]])
@@ -212,10 +229,28 @@ def test_generate_rejects_bad_arguments():
         model.generate(idx, 3, generator=0)
 
 
+def test_generate_checks_its_arguments_once_not_at_every_new_token(monkeypatch):
+    import gptnotes.bigram as bigram
+
+    calls = []
+    check = bigram.check_token_ids
+    monkeypatch.setattr(bigram, "check_token_ids", lambda *a, **k: calls.append(a[2]) or check(*a, **k))
+    out = _model(7).generate(torch.tensor([[0, 1]]), 20, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 22) and calls == ["idx"]   # one scan of the ids, not 21
+
+
 @pytest.mark.parametrize("bad, exc", [(0, ValueError), (-3, ValueError), (2.0, TypeError), (True, TypeError)])
 def test_constructor_rejects_bad_vocab_size(bad, exc):
     with pytest.raises(exc, match="vocab_size"):
         BigramLanguageModel(bad)
+
+
+def test_a_table_beyond_the_machine_is_refused(monkeypatch):
+    import gptnotes._checks as checks
+
+    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 24 * 10**9)
+    with pytest.raises(ValueError, match=r"vocab_size=100000: .* would need 40 GB of memory, more than this machine's 24 GB"):
+        BigramLanguageModel(100000)
 
 
 # --- counts and the closed-form optimum ---------------------------------------------------
@@ -344,34 +379,3 @@ def test_count_model_and_fit_errors():
         fit_to_counts(torch.nn.Linear(2, 2), torch.ones(3, 3), steps=2)
     with pytest.raises(ValueError, match="steps"):
         fit_to_counts(_model(3), torch.ones(3, 3), steps=0)
-
-
-# ---------------------------------------------------------------------------------------
-# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
-# silently with NaN or an empty tensor)
-# ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
-def test_token_ids_of_any_integer_dtype_are_taken_as_long(dtype):
-    model = _model()
-    ids, nxt = torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]])
-    assert torch.equal(model(ids.to(dtype), nxt.to(dtype))[1], model(ids, nxt)[1])
-    assert model.generate(ids.to(dtype), 2).dtype == torch.long
-
-
-@pytest.mark.parametrize("shape", [(0, 3), (1, 0)])
-def test_an_empty_batch_is_refused_not_answered_with_nan(shape):
-    empty = torch.zeros(shape, dtype=torch.long)
-    with pytest.raises(ValueError, match="idx"):
-        _model()(empty, empty)
-    with pytest.raises(ValueError, match="idx"):
-        _model().generate(empty, 2)
-
-
-def test_item8_a_table_beyond_the_machine_is_refused(monkeypatch):
-    import gptnotes._checks as checks
-
-    monkeypatch.setattr(checks, "machine_memory_bytes", lambda: 24 * 10**9)
-    with pytest.raises(ValueError, match=r"vocab_size=100000: .* would need 40 GB of memory, more than this machine's 24 GB"):
-        BigramLanguageModel(100000)

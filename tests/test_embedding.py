@@ -170,10 +170,31 @@ def test_plain_indexing_would_wrap_a_negative_id():
     assert torch.equal(W[torch.tensor([-1])][0], W[9])
 
 
+def test_inside_a_model_the_ids_are_checked_once_at_its_entry(monkeypatch):
+    import gptnotes.embedding as embedding
+
+    calls = []
+    check = embedding.check_token_ids
+    monkeypatch.setattr(embedding, "check_token_ids", lambda *a, **k: calls.append(a[2]) or check(*a, **k))
+    vocab, ids = toy_next_word_data()
+    train_next_token_embeddings(ids, len(vocab), steps=5)
+    assert calls == ["data"]                         # not once more per step in Embedding.forward
+    Embedding(5, 3)(torch.tensor([1, 2]))             # on its own, the layer checks its ids
+    assert calls == ["data", "idx"]
+
+
 @pytest.mark.parametrize("idx", [torch.tensor([1.0]), [1, 2], torch.tensor([True])])
 def test_embedding_needs_integer_ids(idx):
     with pytest.raises(TypeError, match="idx"):
         Embedding(10, 4)(idx)
+
+
+def test_a_meta_tensor_is_named_not_sent_to_item():
+    emb = Embedding(5, 3)
+    with pytest.raises(ValueError, match="idx is a meta tensor"):
+        emb(torch.zeros(2, dtype=torch.long, device="meta"))
+    with pytest.raises(ValueError, match="query is a meta tensor"):
+        nearest(torch.zeros(3, device="meta"), torch.ones(2, 3))
 
 
 @pytest.mark.parametrize(
@@ -265,10 +286,26 @@ def test_similarity_errors(a, b, exc, name):
             fn(a, b)
 
 
+def test_similarities_of_empty_vectors_are_refused_not_zero():
+    for fn in (dot_similarity, cosine_similarity):
+        with pytest.raises(ValueError, match="at least one number"):
+            fn(torch.randn(0), torch.randn(0))
+    with pytest.raises(ValueError, match="empty"):
+        nearest(torch.zeros(0), torch.zeros(5, 0))
+    with pytest.raises(ValueError, match="query must be finite"):
+        nearest(torch.full((3,), float("nan")), torch.randn(4, 3), k=2)
+
+
 @pytest.mark.parametrize("eps,exc", [(0.0, ValueError), (-1e-8, ValueError), (float("inf"), ValueError), ("1e-8", TypeError)])
 def test_cosine_eps(eps, exc):
     with pytest.raises(exc, match="eps"):
         cosine_similarity(torch.ones(2), torch.ones(2), eps=eps)
+
+
+@pytest.mark.parametrize("eps", [1e-320, 1e300])
+def test_cosine_similarity_refuses_an_eps_float32_cannot_use(eps):
+    with pytest.raises(ValueError, match=r"eps must lie in \[1.175e-38, 1e\+30\]"):
+        cosine_similarity(torch.zeros(3), torch.ones(3), eps=eps)  # was NaN, or torch's overflow error
 
 
 @settings(max_examples=25, deadline=None)
@@ -303,6 +340,12 @@ def test_nearest_errors():
         nearest(torch.randn(3), table, exclude=[5])
     with pytest.raises(TypeError, match="exclude"):
         nearest(torch.randn(3), table, exclude=[1.0])
+
+
+def test_nearest_refuses_nan_rows_instead_of_ranking_them_first():
+    table = torch.tensor([[float("nan"), 0.0], [1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="table must be finite"):
+        nearest(torch.tensor([1.0, 0.0]), table)  # returned row 0 (NaN) first
 
 
 # --- the toy table and analogies ----------------------------------------------------------
@@ -364,6 +407,16 @@ def test_analogy_errors():
         analogy("man", "king", "woman", "man king woman", table)
     with pytest.raises(ValueError, match="k"):
         analogy("man", "king", "woman", words, table, k=12)
+
+
+def test_analogy_names_the_table_and_none_is_named():
+    words, table = toy_word_embeddings()
+    bad = table.clone()
+    bad[words.index("king"), 0] = float("nan")
+    with pytest.raises(ValueError, match="table must be finite"):
+        analogy("man", "king", "woman", words, bad)  # said "query", which the caller never passed
+    with pytest.raises(TypeError, match="exclude must be an iterable of int row ids, got NoneType"):
+        nearest(table[0], table, exclude=None)
 
 
 # --- embeddings are learned ---------------------------------------------------------------
@@ -453,58 +506,9 @@ def test_training_errors(kwargs, exc, name):
         train_next_token_embeddings(**args)
 
 
-# ---------------------------------------------------------------------------------------
-# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
-# silently with NaN or an empty tensor)
-# ---------------------------------------------------------------------------------------
-
-
-def test_similarities_of_empty_vectors_are_refused_not_zero():
-    for fn in (dot_similarity, cosine_similarity):
-        with pytest.raises(ValueError, match="at least one number"):
-            fn(torch.randn(0), torch.randn(0))
-    with pytest.raises(ValueError, match="empty"):
-        nearest(torch.zeros(0), torch.zeros(5, 0))
-    with pytest.raises(ValueError, match="query must be finite"):
-        nearest(torch.full((3,), float("nan")), torch.randn(4, 3), k=2)
-
-
 def test_learned_embeddings_check_the_seed_and_a_diverging_loss():
     data = torch.tensor([0, 1, 2, 1, 0])
     with pytest.raises(ValueError, match="seed"):
         train_next_token_embeddings(data, 3, steps=2, seed=2**70)
     with pytest.raises(FloatingPointError, match="lower lr"):
         train_next_token_embeddings(data, 3, steps=5, lr=1e30)
-
-
-# --- issue 14: numerics and names --------------------------------------------------------
-
-
-@pytest.mark.parametrize("eps", [1e-320, 1e300])
-def test_item10_cosine_similarity_refuses_an_eps_float32_cannot_use(eps):
-    with pytest.raises(ValueError, match=r"eps must lie in \[1.175e-38, 1e\+30\]"):
-        cosine_similarity(torch.zeros(3), torch.ones(3), eps=eps)  # was NaN, or torch's overflow error
-
-
-def test_item10_nearest_refuses_nan_rows_instead_of_ranking_them_first():
-    table = torch.tensor([[float("nan"), 0.0], [1.0, 0.0], [0.0, 1.0]])
-    with pytest.raises(ValueError, match="table must be finite"):
-        nearest(torch.tensor([1.0, 0.0]), table)  # returned row 0 (NaN) first
-
-
-def test_item11_analogy_names_the_table_and_none_is_named():
-    words, table = toy_word_embeddings()
-    bad = table.clone()
-    bad[words.index("king"), 0] = float("nan")
-    with pytest.raises(ValueError, match="table must be finite"):
-        analogy("man", "king", "woman", words, bad)  # said "query", which the caller never passed
-    with pytest.raises(TypeError, match="exclude must be an iterable of int row ids, got NoneType"):
-        nearest(table[0], table, exclude=None)
-
-
-def test_item11_a_meta_tensor_is_named_not_sent_to_item():
-    emb = Embedding(5, 3)
-    with pytest.raises(ValueError, match="idx is a meta tensor"):
-        emb(torch.zeros(2, dtype=torch.long, device="meta"))
-    with pytest.raises(ValueError, match="query is a meta tensor"):
-        nearest(torch.zeros(3, device="meta"), torch.ones(2, 3))

@@ -168,20 +168,20 @@ def _shown_text(name: str) -> str:
 
 
 def test_softmax_figure_draws_the_logits_and_temperatures_of_the_page():
-    from sitetools.figures import softmax
+    from sitetools.figures import sampling
 
     code = _program("concepts/softmax.md", "softmax_with_temperature(logits, t)")
     logits = ast.literal_eval(re.search(r"logits = torch\.tensor\((\[[^\]]*\])\)", code).group(1))
     temps = ast.literal_eval(re.search(r"for t in (\[[^\]]*\])", code).group(1))
-    assert tuple(logits) == softmax.LOGITS
-    assert tuple(temps) == softmax.TEMPERATURES
+    assert tuple(logits) == sampling.LOGITS
+    assert tuple(temps) == sampling.TEMPERATURES
     shown = _shown_text("softmax-temperature")
-    assert f"The same {softmax._count(len(logits))} logits at {softmax._count(len(temps))} temperatures" in shown
+    assert f"The same {sampling._count(len(logits))} logits at {sampling._count(len(temps))} temperatures" in shown
     assert f"uniform 1/{len(logits)}" in shown
 
 
 def test_attention_scale_figure_shows_the_variances_the_page_prints():
-    from sitetools.figures import attention
+    from sitetools.experiments import attention as experiment
 
     code = _program("concepts/attention.md", "def top_weight")
     out = io.StringIO()
@@ -189,7 +189,7 @@ def test_attention_scale_figure_shows_the_variances_the_page_prints():
         exec(compile(code, "docs/concepts/attention.md", "exec"), {"__name__": "__page__"})  # noqa: S102 - the page's own program
     printed = [float(v) for v in re.findall(r"variance\s+([\d.]+),", out.getvalue())]
     assert len(printed) == 3, out.getvalue()
-    _, hs, C, scores = attention.scale_experiment()
+    _, hs, C, scores = experiment.scale_experiment()
     drawn = [(scores * s).var().item() for s in (1.0, hs**-0.5, C**-0.5)]
     assert [f"{v:.2f}" for v in drawn] == [f"{v:.2f}" for v in printed]
     shown = _shown_text("attention-scale")
@@ -198,15 +198,15 @@ def test_attention_scale_figure_shows_the_variances_the_page_prints():
 
 
 def test_the_profile_tables_show_every_profile_of_the_benchmark_results():
-    from sitetools.figures import training_speed
+    from sitetools.figures import speed
 
-    text = training_speed.RESULTS.read_text(encoding="utf-8")
-    found = training_speed.profiles(text)
+    text = speed.RESULTS.read_text(encoding="utf-8")
+    found = speed.profiles(text)
     assert len(found) == text.count("**Where the time goes:") >= 2
     for title, rows, total in found:
         assert title and total.startswith("Self CPU time total:")
         assert 1 <= len(rows) <= 10 and all(r["Name"] and r["# of Calls"].isdigit() for r in rows)
-    markdown = training_speed.profile_tables()
+    markdown = speed.profile_tables()
     assert markdown.count("| operation |") == len(found)
     assert max(len(line) for line in markdown.splitlines()) < 120  # no 134-column profiler dump
     assert f"`{found[0][1][0]['Name']}`" in markdown

@@ -216,6 +216,6 @@ def test_input_must_be_float_of_the_weight_dtype():
         layer(torch.ones(2, 3, dtype=torch.float64))
 
 
-def test_item8_a_weight_beyond_the_machine_is_refused_in_words():
+def test_a_weight_beyond_the_machine_is_refused_in_words():
     with pytest.raises(ValueError, match="in_features=9223372036854775808, out_features=3: .* would need"):
         Linear(2**63, 3)  # was torch's "Overflow when unpacking long long"

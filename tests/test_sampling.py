@@ -58,6 +58,13 @@ def test_temperature_divides_the_logits(t):
     torch.testing.assert_close(softmax_with_temperature(z, t), torch.softmax(z / t, dim=-1))
 
 
+def test_softmax_with_temperature_is_unchanged_by_subtracting_the_maximum():
+    z = torch.randn(5, 7, generator=torch.Generator().manual_seed(0)) * 4
+    for t in (0.3, 1.0, 2.5):
+        torch.testing.assert_close(softmax_with_temperature(z, t), torch.softmax(z / t, dim=-1))
+    assert softmax_with_temperature(torch.tensor([[1.0, -math.inf, 3.0]]), 0.5)[0, 1].item() == 0.0
+
+
 def test_temperature_one_is_plain_softmax():
     z = torch.randn(5, generator=torch.Generator().manual_seed(4))
     assert torch.equal(softmax_with_temperature(z, 1.0), softmax(z))
@@ -84,6 +91,26 @@ def test_temperature_limits():
 def test_temperature_limit_with_a_tie_splits_the_mass():
     z = torch.tensor([1.0, 3.0, 3.0])
     torch.testing.assert_close(softmax_with_temperature(z, 1e-3), torch.tensor([0.0, 0.5, 0.5]))
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 1e-45])
+def test_a_tiny_temperature_reaches_the_argmax_instead_of_overflowing(temperature):
+    z = torch.tensor([1.0, 2.0, 3.0])
+    assert torch.equal(softmax_with_temperature(z, temperature), torch.tensor([0.0, 0.0, 1.0]))
+    assert sample_next_token(z, temperature).item() == 2
+    assert sample_next_token(torch.tensor([3e38, 0.0]), 0.1).item() == 0  # z / T would overflow
+    assert sample_next_token(torch.tensor([60000.0, 0.0], dtype=torch.float16), 0.5).item() == 0
+
+
+@pytest.mark.parametrize("temperature", [1e-50, 7e-46, 5e-324])
+def test_temperatures_below_float32_give_the_one_hot_limit(temperature):
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.5, 0.5, -1.0]])
+    probs = softmax_with_temperature(logits, temperature)  # was NaN: the temperature rounded to 0
+    assert probs.tolist() == [[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]
+    half = softmax_with_temperature(logits.half(), 1e-10)
+    assert half.tolist() == [[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]
+    g = torch.Generator().manual_seed(0)
+    assert sample_next_token(logits[:1], temperature, generator=g).tolist() == [[1]]
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, -1.0, -0.5, float("nan"), float("inf"), -float("inf")])
@@ -132,6 +159,11 @@ def test_bad_logits_raise():
         sample_next_token(torch.tensor([0.0, 1.0]), generator=0)
 
 
+def test_sampling_from_no_rows_is_refused():
+    with pytest.raises(ValueError, match="logits"):
+        sample_next_token(torch.zeros(0, 3))
+
+
 def test_sampling_shapes_and_dtype():
     g = torch.Generator().manual_seed(0)
     assert sample_next_token(torch.zeros(7), generator=g).shape == (1,)
@@ -166,41 +198,3 @@ def test_cold_sampling_is_greedy():
     logits = torch.randn(50, 10, generator=torch.Generator().manual_seed(2))
     draws = sample_next_token(logits, temperature=1e-4, generator=torch.Generator().manual_seed(3))
     assert torch.equal(draws.squeeze(1), logits.argmax(-1))
-
-
-# ---------------------------------------------------------------------------------------
-# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
-# silently with NaN or an empty tensor)
-# ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("temperature", [1e-40, 1e-45])
-def test_a_tiny_temperature_reaches_the_argmax_instead_of_overflowing(temperature):
-    z = torch.tensor([1.0, 2.0, 3.0])
-    assert torch.equal(softmax_with_temperature(z, temperature), torch.tensor([0.0, 0.0, 1.0]))
-    assert sample_next_token(z, temperature).item() == 2
-    assert sample_next_token(torch.tensor([3e38, 0.0]), 0.1).item() == 0  # z / T would overflow
-    assert sample_next_token(torch.tensor([60000.0, 0.0], dtype=torch.float16), 0.5).item() == 0
-
-
-def test_softmax_with_temperature_is_unchanged_by_subtracting_the_maximum():
-    z = torch.randn(5, 7, generator=torch.Generator().manual_seed(0)) * 4
-    for t in (0.3, 1.0, 2.5):
-        torch.testing.assert_close(softmax_with_temperature(z, t), torch.softmax(z / t, dim=-1))
-    assert softmax_with_temperature(torch.tensor([[1.0, -math.inf, 3.0]]), 0.5)[0, 1].item() == 0.0
-
-
-def test_sampling_from_no_rows_is_refused():
-    with pytest.raises(ValueError, match="logits"):
-        sample_next_token(torch.zeros(0, 3))
-
-
-@pytest.mark.parametrize("temperature", [1e-50, 7e-46, 5e-324])
-def test_item10_temperatures_below_float32_give_the_one_hot_limit(temperature):
-    logits = torch.tensor([[1.0, 3.0, 2.0], [0.5, 0.5, -1.0]])
-    probs = softmax_with_temperature(logits, temperature)  # was NaN: the temperature rounded to 0
-    assert probs.tolist() == [[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]
-    half = softmax_with_temperature(logits.half(), 1e-10)
-    assert half.tolist() == [[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]
-    g = torch.Generator().manual_seed(0)
-    assert sample_next_token(logits[:1], temperature, generator=g).tolist() == [[1]]

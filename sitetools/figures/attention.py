@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
+from sitetools.experiments import attention as experiment
 from sitetools.figures import Theme, figure
 
+INPUTS = (experiment.__file__,)  # the experiments' source is part of the render cache's key
 _SHOWN = {" ": "␣", "\n": "⏎"}
 SAMPLE = "MARA:\nThe lamp is lit, the"
-
-
-#: The small GPT of "What a trained head looks at" on docs/concepts/attention.md.
-PATTERN_RUN = {"n_layer": 2, "n_head": 4, "n_embd": 32, "block_size": 32, "steps": 500}
-
-
-@lru_cache(maxsize=1)
-def _trained_gpt():
-    """A small GPT trained briefly on the package corpus (once per build), and its tokenizer."""
-    import torch
-
-    from gptnotes import CharTokenizer, GPTLanguageModel, load_corpus, train, train_val_split
-
-    r = PATTERN_RUN
-    text = load_corpus()
-    tok = CharTokenizer(text)
-    train_data, val_data = train_val_split(torch.tensor(tok.encode(text)))
-    torch.manual_seed(0)
-    model = GPTLanguageModel(tok.vocab_size, block_size=r["block_size"], n_embd=r["n_embd"], n_head=r["n_head"],
-                             n_layer=r["n_layer"], attention="fused")
-    state = train(model, train_data, val_data, steps=r["steps"], batch_size=16, block_size=r["block_size"], lr=3e-3,
-                  eval_iters=10, seed=0, progress=False)
-    model.eval()
-    return tok, model, state.history.eval_losses[-1]
 
 
 @figure("attention-patterns")
@@ -39,7 +15,8 @@ def attention_patterns(theme: Theme):
     import matplotlib.pyplot as plt
     import torch
 
-    tok, model, losses = _trained_gpt()
+    run = experiment.corpus_run()
+    tok, model, losses = run.tok, run.model, run.losses
     idx = torch.tensor([tok.encode(SAMPLE)])  # (1, T)
     maps = model.attention_maps(idx)[0, 0]  # layer 0, sequence 0: (nh, T, T)
     T = idx.shape[1]
@@ -60,28 +37,11 @@ def attention_patterns(theme: Theme):
             ax.set_xlabel("key: position looked at")
         if h % 2 == 0:
             ax.set_ylabel("query: position looking")
-    fig.suptitle(f"Layer 0 of a small GPT after {PATTERN_RUN['steps']} steps (validation loss {losses['val']:.2f}).\n"
+    fig.suptitle(f"Layer 0 of a small GPT after {experiment.PATTERN_RUN['steps']} steps (validation loss {losses['val']:.2f}).\n"
                  "Each row: one position's attention weights over its past;\n"
                  "titles: mean weight on the previous character and on itself")
     fig.tight_layout(h_pad=2.2, w_pad=0.6)
     return fig
-
-
-#: The experiment of the program under "Why the scores are divided by √head_size" on
-#: docs/concepts/attention.md: the same seed, sizes and draws, so that the figure shows the
-#: variances that program prints (tests/test_figures.py runs the program and compares).
-SCALE_SEED, SCALE_SAMPLES, SCALE_T, SCALE_HS, SCALE_C = 0, 5000, 8, 16, 64
-
-
-def scale_experiment():
-    """Scores of random unit-variance queries and keys, as the page's program draws them: (T, hs, C, scores)."""
-    import torch
-
-    g = torch.Generator().manual_seed(SCALE_SEED)
-    T, hs, C = SCALE_T, SCALE_HS, SCALE_C
-    q = torch.randn(SCALE_SAMPLES, T, hs, generator=g)  # unit-variance entries
-    k = torch.randn(SCALE_SAMPLES, T, hs, generator=g)
-    return T, hs, C, q @ k.transpose(-2, -1)  # (samples, T, T), variance hs
 
 
 @figure("attention-scale")
@@ -90,7 +50,7 @@ def attention_scale(theme: Theme):
 
     from gptnotes import causal_mask, softmax
 
-    T, hs, C, scores = scale_experiment()
+    T, hs, C, scores = experiment.scale_experiment()
     mask = ~causal_mask(T)
     cases = [("no scale", 1.0), ("head_size ** -0.5 (right)", hs**-0.5), ("C ** -0.5 (too small)", C**-0.5)]
     fig, ax = plt.subplots(figsize=(6.2, 4.4))

@@ -2,65 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
+from sitetools.experiments import bigram as experiment
 from sitetools.figures import Theme, figure
 
+INPUTS = (experiment.__file__,)  # the experiment's source is part of the render cache's key
 _SHOWN = {" ": "␣", "\n": "⏎"}
-MINI_BATCH, MINI_BLOCK = 32, 8  # the random batches of the second curve
 
 
 def _label(ch: str) -> str:
     return _SHOWN.get(ch, ch)
-
-
-@lru_cache(maxsize=1)
-def _trained():
-    """The package corpus, its training counts, and the two trained bigram models (once per build)."""
-    import torch
-
-    from gptnotes import (
-        BigramLanguageModel,
-        CharTokenizer,
-        CountBigramModel,
-        bigram_counts,
-        fit_to_counts,
-        get_batch,
-        load_corpus,
-        nll_from_counts,
-        train_val_split,
-    )
-
-    text = load_corpus()
-    tok = CharTokenizer(text)
-    data = torch.tensor(tok.encode(text))
-    train_data, _ = train_val_split(data)
-    V = tok.vocab_size
-    counts = bigram_counts(train_data, V)
-    optimum = CountBigramModel(counts, smoothing=0.0).nll(train_data)
-
-    torch.manual_seed(0)
-    full = BigramLanguageModel(V)
-    full_losses = fit_to_counts(full, counts, steps=300, lr=0.5)
-
-    # The lecture's way: AdamW on random batches of 32 x 8 characters; after each step the
-    # exact loss on the whole training text (through the counts), not the noisy batch loss.
-    torch.manual_seed(0)
-    mini = BigramLanguageModel(V)
-    table = mini.token_embedding_table.weight
-    opt = torch.optim.AdamW(mini.parameters(), lr=0.1)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        mini_losses = [nll_from_counts(table, counts).item()]
-    for _ in range(300):
-        x, y = get_batch(train_data, block_size=MINI_BLOCK, batch_size=MINI_BATCH, generator=g)
-        _, loss = mini(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            mini_losses.append(nll_from_counts(table, counts).item())
-    return tok, counts, optimum, full, full_losses, mini_losses
 
 
 @figure("bigram-table")
@@ -69,7 +19,8 @@ def bigram_table(theme: Theme):
     import torch
     from matplotlib.colors import PowerNorm
 
-    tok, counts, _, model, _, _ = _trained()
+    run = experiment.corpus_run()
+    tok, counts, model = run.tok, run.counts, run.full
     shown = 24
     order = torch.argsort(counts.sum(dim=1), descending=True)[:shown]  # the most frequent characters
     with torch.no_grad():
@@ -97,13 +48,14 @@ def bigram_loss(theme: Theme):
 
     import matplotlib.pyplot as plt
 
-    tok, _, optimum, _, full_losses, mini_losses = _trained()
-    V = tok.vocab_size
+    run = experiment.corpus_run()
+    optimum, full_losses, mini_losses = run.optimum, run.full_losses, run.mini_losses
+    V = run.tok.vocab_size
     fig, ax = plt.subplots(figsize=(6.2, 4.6))
     ax.plot(range(len(full_losses)), full_losses, color=theme.cycle(0), linewidth=2,
             label="full batch: Adam on the exact loss (fit_to_counts)")
     ax.plot(range(len(mini_losses)), mini_losses, color=theme.cycle(1), linewidth=1.5,
-            label=f"random batches of {MINI_BATCH} × {MINI_BLOCK} (AdamW)")
+            label=f"random batches of {experiment.MINI_BATCH} × {experiment.MINI_BLOCK} (AdamW)")
     for y, text, style, above in ((math.log(V) + 0.5, "ln V + 1/2: expected at initialisation", ":", True),
                                   (math.log(V), "ln V: a uniform guess", "--", True),
                                   (optimum, f"counted optimum {optimum:.3f}", "-", False)):  # below: the curves lie above

@@ -211,3 +211,14 @@ def check_targets(targets: object, idx: torch.Tensor, vocab_size: int, name: str
             f"got shape {tuple(targets.shape)}"
         )
     return check_token_ids(targets, vocab_size, name)
+
+
+def skip_input_checks(*layers: torch.nn.Module) -> None:
+    """Mark layers inside a model whose caller has checked what they are given.
+
+    A layer a reader calls on its own checks its input and names what is wrong; inside a model
+    the caller has checked the same tensor already, so the inner layer's ``forward`` skips its
+    checks (its ``checks_input`` becomes ``False``). Checks at the edges, once per call.
+    """
+    for layer in layers:
+        layer.checks_input = False

@@ -36,9 +36,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gptnotes._checks import check_allocation, check_bool, check_float_tensor, check_positive_int, check_probability
+from gptnotes._checks import (
+    check_allocation,
+    check_bool,
+    check_float_tensor,
+    check_positive_int,
+    check_probability,
+    skip_input_checks,
+)
 from gptnotes.linear import Linear
-from gptnotes.sampling import softmax
+from gptnotes.sampling import _softmax
 
 __all__ = [
     "causal_mask",
@@ -105,15 +112,16 @@ def _check_attention_sizes(layer: str, n_embd: int, num_heads: int, head_size: i
 
 def _check_btc(x: object, name: str = "x") -> torch.Tensor:
     check_float_tensor(x, name, ndim=3)
-    assert isinstance(x, torch.Tensor)
     if x.shape[1] == 0:
         raise ValueError(f"{name} must hold at least one position (T >= 1), got shape {tuple(x.shape)}")
     return x
 
 
-def _check_input(x: object, n_embd: int, block_size: int) -> torch.Tensor:
+def _check_input(x: object, n_embd: int, block_size: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The checks of an attention layer's ``forward``: shape and dtype only, no scan of the data."""
     _check_btc(x)
-    assert isinstance(x, torch.Tensor)
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"x must have the dtype of the weights ({dtype}), got {x.dtype}; convert one of them with .to()")
     if x.shape[-1] != n_embd:
         raise ValueError(f"x must have last dimension n_embd={n_embd}, got shape {tuple(x.shape)}")
     if x.shape[1] > block_size:
@@ -122,6 +130,13 @@ def _check_input(x: object, n_embd: int, block_size: int) -> torch.Tensor:
             "sequence this attention layer was built for"
         )
     return x
+
+
+def _dtype_of(layer: nn.Module) -> torch.dtype | None:
+    """The dtype a layer's input must have: its weight's; ``None`` for a layer without a float
+    weight (a packed `BitLinearInference` of gptnotes.bitnet, which checks its input itself)."""
+    weight = getattr(layer, "weight", None)
+    return weight.dtype if isinstance(weight, torch.Tensor) and weight.is_floating_point() else None
 
 
 def average_past_loop(x: torch.Tensor) -> torch.Tensor:
@@ -226,7 +241,7 @@ def average_past_softmax(x: torch.Tensor) -> torch.Tensor:
     T = x.shape[1]
     scores = torch.zeros(T, T, dtype=x.dtype, device=x.device)  # (T, T)
     scores = scores.masked_fill(~causal_mask(T, device=x.device), float("-inf"))
-    wei = softmax(scores, dim=-1)  # (T, T)
+    wei = _softmax(scores, dim=-1)  # (T, T)
     return wei @ x  # (B, T, C)
 
 
@@ -293,11 +308,18 @@ def causal_attention(
         raise ValueError(f"q must hold at least one position (T >= 1), got shape {tuple(q.shape)}")
     if head_size == 0:
         raise ValueError(f"q and k must have a head size of at least 1 (their last dimension), got shape {tuple(q.shape)}")
+    out, wei = _causal_attention(q, k, v)
+    return (out, wei) if return_weights else out
+
+
+def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[`causal_attention`][gptnotes.attention.causal_attention] after its checks: ``(out, weights)``."""
+    T, head_size = q.shape[-2], q.shape[-1]
     scores = q @ k.transpose(-2, -1) * head_size**-0.5  # (*, T, hs) @ (*, hs, T) -> (*, T, T)
     scores = scores.masked_fill(~causal_mask(T, device=q.device), float("-inf"))
-    wei = softmax(scores, dim=-1)  # (*, T, T)
+    wei = _softmax(scores, dim=-1)  # (*, T, T)
     out = wei @ v  # (*, T, T) @ (*, T, hs_v) -> (*, T, hs_v)
-    return (out, wei) if return_weights else out
+    return out, wei
 
 
 class Head(nn.Module):
@@ -332,10 +354,16 @@ class Head(nn.Module):
         tril (torch.Tensor): ``(block_size, block_size)`` boolean causal mask (a buffer, not a parameter,
             and not saved in the ``state_dict``).
         head_size (int): hs.
+        checks_input (bool): ``True``: ``forward`` checks ``x`` and names what is wrong.
+            ``False`` for the heads of a [`MultiHeadAttention`][gptnotes.attention.MultiHeadAttention],
+            which checks ``x`` once for all of them.
 
     Raises:
-        TypeError: If a size is not an integer or ``dropout`` not a number.
-        ValueError: If a size is not positive or ``dropout`` is not in ``[0, 1)``.
+        TypeError: If a size is not an integer or ``dropout`` not a number; in ``forward``, if
+            ``x`` is not a floating-point tensor of the weights' dtype or ``return_weights``
+            not a bool.
+        ValueError: If a size is not positive or ``dropout`` is not in ``[0, 1)``; in
+            ``forward``, if ``x`` is not ``(B, T, n_embd)`` with ``1 <= T <= block_size``.
 
     Examples:
         >>> import torch
@@ -352,6 +380,8 @@ class Head(nn.Module):
         [1.0, 1.0, 1.0, 1.0, 1.0]
     """
 
+    checks_input = True
+
     def __init__(self, n_embd: int, head_size: int, block_size: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.n_embd = check_positive_int(n_embd, "n_embd")
@@ -365,6 +395,7 @@ class Head(nn.Module):
         self.key = Linear(self.n_embd, self.head_size, bias=False)
         self.query = Linear(self.n_embd, self.head_size, bias=False)
         self.value = Linear(self.n_embd, self.head_size, bias=False)
+        skip_input_checks(self.key, self.query, self.value)  # forward checks x once for the three
         self.register_buffer("tril", _shared_causal_mask(self.block_size), persistent=False)
         self.dropout = nn.Dropout(dropout)
 
@@ -378,19 +409,12 @@ class Head(nn.Module):
             return_weights: Also return the ``(B, T, T)`` attention weights that multiplied
                 the values (after dropout, so in ``eval()`` mode exactly the softmax).
 
-        Shape:
-            - x: ``(B, T, C)``; output: ``(B, T, hs)``; weights: ``(B, T, T)``.
-
         Returns:
             ``out`` ``(B, T, hs)``, or ``(out, weights)``.
-
-        Raises:
-            TypeError: If ``x`` is not a floating-point tensor.
-            ValueError: If ``x`` is not 3-D, its last dimension is not ``n_embd``, or
-                ``T > block_size``.
         """
-        _check_input(x, self.n_embd, self.block_size)
-        check_bool(return_weights, "return_weights")
+        if self.checks_input:
+            _check_input(x, self.n_embd, self.block_size, _dtype_of(self.query))
+            check_bool(return_weights, "return_weights")
         B, T, C = x.shape
         k = self.key(x)  # (B, T, hs)
         q = self.query(x)  # (B, T, hs)
@@ -432,10 +456,15 @@ class MultiHeadAttention(nn.Module):
     Attributes:
         heads: `torch.nn.ModuleList` of ``num_heads`` [`Head`][gptnotes.attention.Head].
         proj: [`Linear`][gptnotes.linear.Linear] ``(nh * hs -> C)`` with bias.
+        checks_input (bool): ``True``: ``forward`` checks ``x`` (once, for every head) and names
+            what is wrong; ``False`` inside a model whose block checks ``x`` itself.
 
     Raises:
-        TypeError: If a size is not an integer or ``dropout`` not a number.
-        ValueError: If a size is not positive or ``dropout`` is not in ``[0, 1)``.
+        TypeError: If a size is not an integer or ``dropout`` not a number; in ``forward``, if
+            ``x`` is not a floating-point tensor of the weights' dtype or ``return_weights``
+            not a bool.
+        ValueError: If a size is not positive or ``dropout`` is not in ``[0, 1)``; in
+            ``forward``, if ``x`` is not ``(B, T, n_embd)`` with ``1 <= T <= block_size``.
 
     Examples:
         >>> import torch
@@ -448,6 +477,8 @@ class MultiHeadAttention(nn.Module):
         >>> tuple(out.shape), tuple(wei.shape)
         ((3, 5, 8), (3, 2, 5, 5))
     """
+
+    checks_input = True
 
     def __init__(
         self, n_embd: int, num_heads: int, head_size: int, block_size: int, dropout: float = 0.0
@@ -463,6 +494,7 @@ class MultiHeadAttention(nn.Module):
             [Head(self.n_embd, self.head_size, self.block_size, self.dropout_p) for _ in range(self.num_heads)]
         )
         self.proj = Linear(self.num_heads * self.head_size, self.n_embd)
+        skip_input_checks(*self.heads, self.proj)  # forward checks x once for all of them
         self.dropout = nn.Dropout(self.dropout_p)
 
     def forward(
@@ -474,19 +506,12 @@ class MultiHeadAttention(nn.Module):
             x: ``(B, T, C)`` with ``T <= block_size``.
             return_weights: Also return the weights of every head, ``(B, nh, T, T)``.
 
-        Shape:
-            - x: ``(B, T, C)``; output: ``(B, T, C)``; weights: ``(B, nh, T, T)``.
-
         Returns:
             ``out`` ``(B, T, C)``, or ``(out, weights)``.
-
-        Raises:
-            TypeError: If ``x`` is not a floating-point tensor.
-            ValueError: If ``x`` is not 3-D, its last dimension is not ``n_embd``, or
-                ``T > block_size``.
         """
-        _check_input(x, self.n_embd, self.block_size)
-        check_bool(return_weights, "return_weights")
+        if self.checks_input:
+            _check_input(x, self.n_embd, self.block_size, _dtype_of(self.proj))
+            check_bool(return_weights, "return_weights")
         results = [h(x, return_weights=True) for h in self.heads]  # nh x ((B, T, hs), (B, T, T))
         out = torch.cat([o for o, _ in results], dim=-1)  # (B, T, nh * hs)
         out = self.dropout(self.proj(out))  # (B, T, C)
@@ -517,15 +542,23 @@ class CausalSelfAttention(nn.Module):
         dropout: Dropout probability on the attention weights and after the projection.
 
     Shape:
-        - x: ``(B, T, C)``; output: ``(B, T, C)``.
+        - x: ``(B, T, C)``; output: ``(B, T, C)``; weights (``return_weights=True``):
+          ``(B, nh, T, T)``.
+        - Inside: ``c_attn(x)`` is ``(B, T, 3 * nh * hs)``, split into q, k, v and
+          reshaped to ``(B, nh, T, hs)`` each.
 
     Attributes:
         c_attn: [`Linear`][gptnotes.linear.Linear] ``(C -> 3 * nh * hs)`` without bias.
         proj: [`Linear`][gptnotes.linear.Linear] ``(nh * hs -> C)`` with bias.
+        checks_input (bool): ``True``: ``forward`` checks ``x`` and names what is wrong;
+            ``False`` inside a model whose block checks ``x`` itself.
 
     Raises:
-        TypeError: If a size is not an integer or ``dropout`` not a number.
-        ValueError: If a size is not positive or ``dropout`` is not in ``[0, 1)``.
+        TypeError: If a size is not an integer or ``dropout`` not a number; in ``forward``, if
+            ``x`` is not a floating-point tensor of the weights' dtype or ``return_weights``
+            not a bool.
+        ValueError: If a size is not positive or ``dropout`` is not in ``[0, 1)``; in
+            ``forward``, if ``x`` is not ``(B, T, n_embd)`` with ``1 <= T <= block_size``.
 
     Examples:
         >>> import torch
@@ -540,6 +573,8 @@ class CausalSelfAttention(nn.Module):
         True
     """
 
+    checks_input = True
+
     def __init__(
         self, n_embd: int, num_heads: int, head_size: int, block_size: int, dropout: float = 0.0
     ) -> None:
@@ -553,6 +588,7 @@ class CausalSelfAttention(nn.Module):
         inner = self.num_heads * self.head_size
         self.c_attn = Linear(self.n_embd, 3 * inner, bias=False)
         self.proj = Linear(inner, self.n_embd)
+        skip_input_checks(self.c_attn, self.proj)  # forward checks x once for both
         self.dropout = nn.Dropout(self.dropout_p)
 
     @classmethod
@@ -609,20 +645,12 @@ class CausalSelfAttention(nn.Module):
             return_weights: Also return the ``(B, nh, T, T)`` weights; these are computed with
                 [`causal_attention`][gptnotes.attention.causal_attention] (the fused kernel does not expose them), without dropout.
 
-        Shape:
-            - x: ``(B, T, C)``; output: ``(B, T, C)``; weights: ``(B, nh, T, T)``.
-            - Inside: ``c_attn(x)`` is ``(B, T, 3 * nh * hs)``, split into q, k, v and
-              reshaped to ``(B, nh, T, hs)`` each.
-
         Returns:
             ``out`` ``(B, T, C)``, or ``(out, weights)``.
-
-        Raises:
-            TypeError: If ``x`` is not a floating-point tensor of the weights' dtype.
-            ValueError: If ``x`` is not 3-D, its last dimension is not ``n_embd``, or
-                ``T > block_size``.
         """
-        _check_input(x, self.n_embd, self.block_size)
+        if self.checks_input:
+            _check_input(x, self.n_embd, self.block_size, _dtype_of(self.proj))
+            check_bool(return_weights, "return_weights")
         B, T, C = x.shape
         nh, hs = self.num_heads, self.head_size
         qkv = self.c_attn(x)  # (B, T, 3 * nh * hs): queries, keys, values of all heads
@@ -630,7 +658,7 @@ class CausalSelfAttention(nn.Module):
         # split and a view and transpose for each of the three)
         q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
         if return_weights:
-            y, wei = causal_attention(q, k, v, return_weights=True)  # (B, nh, T, hs), (B, nh, T, T)
+            y, wei = _causal_attention(q, k, v)  # (B, nh, T, hs), (B, nh, T, T)
         else:
             p = self.dropout_p if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)

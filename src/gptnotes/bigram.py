@@ -38,7 +38,7 @@ from gptnotes._checks import (
     check_tensor,
     check_token_ids,
 )
-from gptnotes.sampling import sample_next_token
+from gptnotes.sampling import _check_generator, _sample_next_token
 
 __all__ = [
     "BigramLanguageModel",
@@ -63,18 +63,19 @@ def _generate(
     """The sampling loop shared by the language models of gptnotes.
 
     Feeds the last ``context_size`` tokens of every row to ``model``, samples the next token
-    from the logits at the last position and appends it; ``max_new_tokens`` times.
+    from the logits at the last position and appends it; ``max_new_tokens`` times. The
+    arguments are checked once, here: the loop calls ``model._forward`` (the model's forward
+    after its checks), since every id it appends was sampled from the vocabulary.
     """
     idx = check_token_ids(idx, vocab_size, "idx", ndim=2)
     max_new_tokens = check_nonnegative_int(max_new_tokens, "max_new_tokens")
     temperature = check_positive_finite(temperature, "temperature")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    _check_generator(generator)
     if idx.shape[0] == 0 or idx.shape[1] == 0:
         raise ValueError(f"idx must hold at least one row of at least one token to continue from, got shape {tuple(idx.shape)}")
     for _ in range(max_new_tokens):
-        logits, _ = model(idx[:, -context_size:])  # (B, T', C)
-        next_id = sample_next_token(logits[:, -1, :], temperature, generator)  # (B, 1)
+        logits, _ = model._forward(idx[:, -context_size:], None)  # (B, T', C)
+        next_id = _sample_next_token(logits[:, -1, :], temperature, generator)  # (B, 1)
         idx = torch.cat((idx, next_id), dim=1)  # (B, T + 1)
     return idx
 
@@ -105,8 +106,11 @@ class BigramLanguageModel(nn.Module):
         vocab_size: V.
 
     Raises:
-        TypeError: If ``vocab_size`` is not an integer.
-        ValueError: If ``vocab_size`` is not positive.
+        TypeError: If ``vocab_size`` is not an integer; in ``forward``, if ``idx`` or
+            ``targets`` is not an integer tensor.
+        ValueError: If ``vocab_size`` is not positive; in ``forward``, if ``idx`` is not 2-D,
+            is empty, holds ids outside the vocabulary, or ``targets`` does not have the shape
+            of ``idx``.
 
     Examples:
         >>> import torch
@@ -144,19 +148,21 @@ class BigramLanguageModel(nn.Module):
         Returns:
             ``(logits, loss)``: logits ``(B, T, C)``; loss is the mean cross-entropy over all
             ``B * T`` positions (a 0-D tensor), or ``None`` without targets.
-
-        Raises:
-            TypeError: If ``idx`` or ``targets`` is not an integer tensor.
-            ValueError: If ``idx`` is not 2-D, is empty, holds ids outside the vocabulary, or ``targets``
-                does not have the shape of ``idx``.
         """
         idx = check_token_ids(idx, self.vocab_size, "idx", ndim=2)
         if idx.numel() == 0:
             raise ValueError(f"idx must hold at least one token, got shape {tuple(idx.shape)}")
+        if targets is not None:
+            targets = check_targets(targets, idx, self.vocab_size)
+        return self._forward(idx, targets)
+
+    def _forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[`forward`][gptnotes.bigram.BigramLanguageModel.forward] after its checks: tensor operations only."""
         logits = self.token_embedding_table(idx)  # (B, T, C)
         if targets is None:
             return logits, None
-        targets = check_targets(targets, idx, self.vocab_size)
         B, T, C = logits.shape
         # F.cross_entropy wants the classes in dimension 1: one row of C logits per example.
         loss = F.cross_entropy(logits.view(B * T, C), targets.reshape(B * T))
@@ -255,7 +261,6 @@ def bigram_counts(data: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 def _check_counts(counts: object, name: str = "counts") -> torch.Tensor:
     check_tensor(counts, name, ndim=2)
-    assert isinstance(counts, torch.Tensor)
     if counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
         raise ValueError(f"{name} must be a square (V, V) matrix, got shape {tuple(counts.shape)}")
     if counts.is_complex() or counts.dtype == torch.bool:

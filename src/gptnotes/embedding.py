@@ -45,6 +45,7 @@ from gptnotes._checks import (
     check_positive_finite,
     check_positive_int,
     check_token_ids,
+    skip_input_checks,
 )
 from gptnotes.linear import Linear
 
@@ -133,6 +134,9 @@ class Embedding(nn.Module):
 
     Attributes:
         weight: Learnable tensor of shape ``(V, C)``, initialised from N(0, 1).
+        checks_input: ``True``: ``forward`` checks the ids (their dtype, and that every one
+            lies in ``[0, V)``, a scan of the data) and names a bad one. ``False`` inside a
+            model that checked the ids once at its entry.
 
     Raises:
         TypeError: If a size is not an integer, or the input is not an integer tensor.
@@ -153,6 +157,8 @@ class Embedding(nn.Module):
         True
     """
 
+    checks_input = True
+
     def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
         super().__init__()
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
@@ -168,7 +174,8 @@ class Embedding(nn.Module):
             self.weight.normal_()
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        check_token_ids(idx, self.num_embeddings, "idx")
+        if self.checks_input:
+            check_token_ids(idx, self.num_embeddings, "idx")
         return self.weight[idx.long()]                             # (*, C)
 
     def extra_repr(self) -> str:
@@ -211,7 +218,6 @@ def embed_by_matmul(idx: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def _check_pair(a: object, b: object) -> tuple[torch.Tensor, torch.Tensor]:
     check_float_tensor(a, "a")
     check_float_tensor(b, "b")
-    assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
     if a.dim() == 0 or b.dim() == 0:
         name = "a" if a.dim() == 0 else "b"
         raise ValueError(f"{name} must have at least one dimension (the vector), got a 0-D tensor")
@@ -650,6 +656,7 @@ def train_next_token_embeddings(
         torch.manual_seed(seed)
         embedding = Embedding(vocab_size, embedding_dim)
         head = Linear(embedding_dim, vocab_size)
+    skip_input_checks(embedding, head)                         # data was checked above, once
     weight_before = embedding.weight.detach().clone()
     params = [*embedding.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(weight_decay))

@@ -38,6 +38,9 @@ class Linear(nn.Module):
         weight: Learnable tensor of shape ``(C_out, C_in)``. Row ``j`` holds the weights
             of output feature ``j``, which is why the forward pass multiplies by its transpose.
         bias: Learnable tensor of shape ``(C_out,)``, or ``None``.
+        checks_input: ``True``: ``forward`` checks its input and names what is wrong.
+            ``False`` for a layer inside a model that checked the input already (the key,
+            query and value layers of a [`Head`][gptnotes.attention.Head]).
 
     Raises:
         TypeError: If a size is not an integer, ``bias`` is not a bool, or the input is not
@@ -57,6 +60,8 @@ class Linear(nn.Module):
         >>> torch.allclose(layer(x), x @ layer.weight.T + layer.bias)
         True
     """
+
+    checks_input = True
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
@@ -94,7 +99,6 @@ class Linear(nn.Module):
     def _check_input(self, x: object) -> torch.Tensor:
         """The input checks of ``forward``, shared with the layers built on this one."""
         check_float_tensor(x, "input")
-        assert isinstance(x, torch.Tensor)
         if x.dtype != self.weight.dtype:
             raise TypeError(
                 f"input must have the dtype of the weight ({self.weight.dtype}), got {x.dtype}; "
@@ -108,7 +112,8 @@ class Linear(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        if self.checks_input:
+            self._check_input(x)
         y = x @ self.weight.T
         if self.bias is not None:
             y = y + self.bias

@@ -21,7 +21,6 @@ __all__ = ["softmax", "softmax_with_temperature", "sample_next_token"]
 
 def _check_logits(logits: object, dim: int) -> torch.Tensor:
     check_float_tensor(logits, "logits")
-    assert isinstance(logits, torch.Tensor)
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"dim must be an int, got {type(dim).__name__}")
     if logits.dim() == 0:
@@ -67,6 +66,11 @@ def softmax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
         [0.2689414322376251, 0.7310585975646973]
     """
     _check_logits(logits, dim)
+    return _softmax(logits, dim)
+
+
+def _softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """[`softmax`][gptnotes.sampling.softmax] after its checks, for callers that made the logits."""
     m = logits.amax(dim=dim, keepdim=True)
     # A slice that is all -inf has max -inf; -inf - (-inf) is nan, as in torch.softmax.
     e = torch.exp(logits - m)
@@ -111,6 +115,11 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float, dim: int 
     """
     temperature = check_positive_finite(temperature, "temperature")
     _check_logits(logits, dim)
+    return _softmax_with_temperature(logits, temperature, dim)
+
+
+def _softmax_with_temperature(logits: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
+    """[`softmax_with_temperature`][gptnotes.sampling.softmax_with_temperature] after its checks."""
     # Subtract the largest logit before dividing (the same softmax, as in `softmax`): then no
     # temperature, however small, can overflow the division; the others go to -inf, exp to 0.
     shifted = logits - logits.amax(dim=dim, keepdim=True)
@@ -121,7 +130,7 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float, dim: int 
         scaled = torch.where(shifted == 0, torch.zeros_like(shifted), shifted * float("inf"))
     else:
         scaled = shifted / temperature
-    return softmax(scaled, dim=dim)
+    return _softmax(scaled, dim)
 
 
 def sample_next_token(
@@ -171,7 +180,18 @@ def sample_next_token(
         raise ValueError("logits must not hold NaN or +inf (only -inf, for masked tokens, is allowed)")
     if bool(torch.isneginf(logits).all(dim=-1).any()):
         raise ValueError("logits has a row where every entry is -inf: no token can be sampled from it")
+    _check_generator(generator)
+    return _sample_next_token(logits, temperature, generator)
+
+
+def _check_generator(generator: object) -> None:
+    """Raise ``TypeError`` unless ``generator`` is a ``torch.Generator`` or ``None``."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    probs = softmax_with_temperature(logits, temperature)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def _sample_next_token(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """[`sample_next_token`][gptnotes.sampling.sample_next_token] after its checks: what a
+    model's ``generate`` calls on logits it made itself, once per new token."""
+    probs = _softmax_with_temperature(logits, temperature, -1)  # (B, C)
+    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)

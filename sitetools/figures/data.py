@@ -1,4 +1,4 @@
-"""Figures of the batching page."""
+"""Figures of the batching page (concept module gptnotes.data)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figures of the torch.nn page."""
+"""Figures of the torch.nn page (concept module gptnotes.parameters)."""
 
 from __future__ import annotations
 

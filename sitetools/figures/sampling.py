@@ -1,4 +1,4 @@
-"""Figures of the softmax page."""
+"""Figures of the softmax page (concept module gptnotes.sampling)."""
 
 from __future__ import annotations
 

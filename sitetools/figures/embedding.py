@@ -1,4 +1,4 @@
-"""Figures of the embeddings page."""
+"""Figures of the embeddings pages (concept module gptnotes.embedding)."""
 
 from __future__ import annotations
 
