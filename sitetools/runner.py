@@ -8,7 +8,8 @@ empty temporary working directory, torch's global random generator freshly and r
 seeded (as at start-up: a snippet that forgets to seed prints something different on every
 run, which the copy-paste test catches), default print options, and warnings turned into errors. Outputs are cached on disk,
 keyed by the code of the chain, the source of the package, and the torch and Python versions,
-so that ``mkdocs serve`` does not re-run unchanged snippets.
+so that ``mkdocs serve`` does not re-run unchanged snippets; ``python -m sitetools.prebuild``
+fills the cache by running the chains of every page in parallel processes.
 """
 
 from __future__ import annotations
@@ -103,20 +104,34 @@ def _execute(chain: list[Fence]) -> list[str]:
     return outputs
 
 
+def cache_path(chain: list[Fence]) -> Path:
+    """Where the outputs of ``chain`` are cached."""
+    return CACHE_DIR / f"{chain_key(chain)}.json"
+
+
+def cached(chain: list[Fence]) -> list[str] | None:
+    """The cached outputs of ``chain`` (one per fence), or None if it has not run yet."""
+    path = cache_path(chain)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    return outputs if isinstance(outputs, list) and len(outputs) == len(chain) else None
+
+
 def run_chain(chain: list[Fence], use_cache: bool = True) -> tuple[list[str], float | None]:
     """Return the normalised stdout of each fence of ``chain`` and the seconds it took.
 
     The seconds are ``None`` when the outputs came from the cache.
     """
-    key = chain_key(chain)
-    path = CACHE_DIR / f"{key}.json"
-    if use_cache and path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if len(data["outputs"]) == len(chain):
-                return data["outputs"], None
-        except (OSError, ValueError, KeyError):
-            pass
+    path = cache_path(chain)
+    if use_cache:
+        outputs = cached(chain)
+        if outputs is not None:
+            return outputs, None
     t0 = time.perf_counter()
     outputs = _execute(chain)
     seconds = time.perf_counter() - t0
