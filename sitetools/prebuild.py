@@ -78,18 +78,19 @@ def figure_problems(text: str, where: str) -> list[str]:
     while i < len(found):
         m = found[i]
         at = f"{where}:{_line(text, m.start())}"
+        nxt = found[i + 1] if i + 1 < len(found) else None
+        if nxt is not None and nxt.start() == m.end() and nxt["name"] == m["name"] and nxt["dark"]:
+            i += 1  # its dark twin: one report for the pair
         if m["name"] not in figures.FIGURES:
             out.append(f"{at}: no figure named {m['name']!r} is registered in sitetools/figures")
         elif not m["alt"].strip():
             out.append(f"{at}: the figure {m['name']!r} needs alt text: ![what it shows](...)")
         else:
             expected = twins(m["alt"], m["dir"], m["name"])
-            nxt = found[i + 1] if i + 1 < len(found) else None
-            if m["dark"] or nxt is None or nxt.start() != m.end() or text[m.start():nxt.end()] != expected:
+            end = found[i].end() if found[i] is not m else m.end()
+            if text[m.start():end] != expected:
                 out.append(f"{at}: write the figure {m['name']!r} as its light and dark twins, on one line:\n"
                            f"    {expected}")
-            else:
-                i += 1  # the dark twin
         i += 1
     return out
 
@@ -143,10 +144,23 @@ def check_pages(pages: dict[str, str]) -> Checked:
 # The work of the process pool
 # ----------------------------------------------------------------------------------------
 
-def _init_worker() -> None:
+def _init_worker(fence_cache: str, figure_cache: str) -> None:
     import torch
 
     torch.set_num_threads(1)  # one process per core
+    runner.CACHE_DIR, figures.CACHE_DIR = Path(fence_cache), Path(figure_cache)  # as in the parent
+
+
+def _context():
+    """fork where it is safe and quick (Linux, Python < 3.12, which does not warn about
+    forking a process with threads); else a fork server that has imported this module."""
+    if sys.platform.startswith("linux"):
+        if sys.version_info < (3, 12):
+            return multiprocessing.get_context("fork")
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def _work(task: tuple) -> tuple[str, float]:
@@ -210,9 +224,8 @@ def run_pool(todo: list[tuple], jobs: int, log) -> tuple[list[str], float]:
             except Exception as err:  # noqa: BLE001 - reported with the others
                 failures.append(str(err))
         return failures, busy
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
-                             initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(), initializer=_init_worker,
+                             initargs=(str(runner.CACHE_DIR), str(figures.CACHE_DIR))) as pool:
         futures = {pool.submit(_work, task): task for task in todo}
         for future in as_completed(futures):
             try:
@@ -279,6 +292,10 @@ def write_outputs(docs: Path, config: dict) -> int:
 
     site_url = config.get("site_url") or "http://127.0.0.1:8000/"
     extra = config.get("extra") or {}
+    try:
+        site_path, built = wheel.for_site()  # first: the pages must have run this very code
+    except wheel.WheelError as err:
+        raise PrebuildError(str(err)) from None
     included: dict[str, bytes | str] = {}
     for name in sorted(figures.TABLES):
         included[generated.table(name)[len(generated.FOLDER) + 1:]] = figures.render_table(name) + "\n"
@@ -299,10 +316,6 @@ def write_outputs(docs: Path, config: dict) -> int:
     except figures.IllegibleFigure as err:
         raise PrebuildError(str(err)) from None
     changed += sync_folder(docs / "figures", drawn)
-    try:
-        site_path, built = wheel.for_site()
-    except wheel.WheelError as err:
-        raise PrebuildError(str(err)) from None
     changed += sync_folder(docs / wheel.SITE_DIR, {Path(site_path).name: built.read_bytes()})
     try:
         made = notebooks.build_all(docs, site_url)
