@@ -11,7 +11,8 @@ A page becomes a notebook of the same lesson in the same order:
   body unindented; KaTeX's ``\\(..\\)`` and ``\\[..\\]`` become ``$..$`` and ``$$..$$``;
   links to other pages, anchors of this page and API names (``[text][gptnotes.data.get_batch]``)
   point at the hosted site; figures at their hosted (light) SVG, alt text kept; a
-  ``<!-- gn-table: NAME -->`` line becomes its table, a ``--8<--`` line the file it includes;
+  ``--8<--`` line the file it includes (a result table; the page's install box and notebook
+  links are left out);
 - each Python program that runs becomes a code cell, in page order, so a chain of
   ``{.python continuation}`` fences is a run of consecutive code cells sharing the kernel,
   with the output the build shows under it (from :mod:`sitetools.runner`, cached) as a
