@@ -50,14 +50,10 @@ class SnippetError(Exception):
 
 @lru_cache(maxsize=1)
 def versions() -> str:
-    """The sentence of the version stamp."""
-    import torch
-
-    import gptnotes
-
+    """The sentence of the version stamp (read without importing torch)."""
     return (
-        f"Examples on this page were run with gptnotes {gptnotes.__version__}, "
-        f"torch {torch.__version__} and Python {platform.python_version()}."
+        f"Examples on this page were run with gptnotes {runner.gptnotes_version()}, "
+        f"torch {runner.torch_version()} and Python {platform.python_version()}."
     )
 
 

@@ -17,9 +17,12 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
+import importlib.metadata
+import importlib.util
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -38,19 +41,46 @@ class FenceError(RuntimeError):
     """A fence raised: the message gives the page, the line, and the traceback."""
 
 
+def package_dir() -> Path:
+    """The folder of the gptnotes package that ``import gptnotes`` finds (without importing it)."""
+    spec = importlib.util.find_spec("gptnotes")
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError("gptnotes is not importable: install it (pip install -e .) or set PYTHONPATH=src")
+    return Path(spec.origin).resolve().parent
+
+
+def torch_version() -> str:
+    """torch's version, without importing torch (seconds of CPU) when it is not imported yet."""
+    if "torch" in sys.modules:
+        return str(sys.modules["torch"].__version__)
+    return importlib.metadata.version("torch")
+
+
+def gptnotes_version() -> str:
+    """gptnotes' ``__version__``, read from its source when it is not imported yet."""
+    if "gptnotes" in sys.modules:
+        return sys.modules["gptnotes"].__version__
+    m = re.search(r'^__version__ = "([^"]+)"$', (package_dir() / "__init__.py").read_text(encoding="utf-8"), re.M)
+    if m is None:
+        import gptnotes
+
+        return gptnotes.__version__
+    return m[1]
+
+
 @lru_cache(maxsize=1)
 def package_fingerprint() -> str:
-    """Hash of every file of the installed gptnotes package, and of the versions involved."""
-    import gptnotes
-    import torch
+    """Hash of every file of the installed gptnotes package, and of the versions involved.
 
+    Neither gptnotes nor torch is imported: a build whose outputs are all cached never pays
+    for importing torch."""
     h = hashlib.sha256()
-    pkg = Path(gptnotes.__file__).resolve().parent
+    pkg = package_dir()
     for p in sorted(pkg.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(pkg)).encode())
             h.update(p.read_bytes())
-    h.update(torch.__version__.encode())
+    h.update(torch_version().encode())
     h.update(sys.version.encode())
     return h.hexdigest()
 

@@ -174,6 +174,9 @@ def test_the_code_blocks_have_no_line_ids_to_collide(built_site: Path):
 
 def test_the_link_check_reads_zensicals_search_index_too(tmp_path: Path):
     site = _site(tmp_path)
-    (site / "search.json").write_text(json.dumps({"items": [{"location": "b/#gone"}]}), encoding="utf-8")
-    report = linkcheck.check_site(site)
-    assert any(p.startswith("search.json: location 'b/#gone'") and "no anchor #gone" in p for p in report.problems)
+    items = [{"location": ""}, {"location": "a/#part"}, {"location": "a/#gone"}, {"location": "c/"}]
+    (site / "search.json").write_text(json.dumps({"items": items}), encoding="utf-8")
+    problems = linkcheck.check_site(site).problems
+    assert len(problems) == 2
+    assert problems[0].startswith("search.json: location 'a/#gone'") and "#gone" in problems[0]
+    assert problems[1] == "search.json: location 'c/': no file 'c/' in the site"
