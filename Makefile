@@ -7,29 +7,41 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# What the pages show that a program makes (snippet outputs, figures, tables, notebooks, the
+# wheel), made before the build, in parallel: see sitetools/prebuild.py.
+PREBUILD := $(BIN)/python -m sitetools.prebuild
+# Material 9.8 prints a banner about its end of life and MkDocs 2.0 on every build; the
+# README ("The toolchain") says why this project silences it and what it will switch to.
 export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: docs test build venv clean release-check
 
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "GPT Notes needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1). Try: make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# `python -m mkdocs` (not .venv/bin/mkdocs) runs from the repository's root, where the
+# site's Markdown extension (sitetools.outputs, listed in mkdocs.yml) is importable.
 docs: $(STAMP)
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	$(PREBUILD)
+	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 build: $(STAMP)
-	$(BIN)/mkdocs build --strict
+	$(PREBUILD)
+	$(BIN)/python -m mkdocs build --strict
 
 test: $(STAMP)
 	scripts/ensure-chromium
+	$(PREBUILD)
 	$(BIN)/python -m pytest -n auto
 
 release-check: $(STAMP)
 	$(BIN)/python scripts/release-check --no-isolation --constraints constraints.txt
 
 clean:
-	rm -rf $(VENV) .cache site
+	rm -rf $(VENV) .cache site generated docs/figures docs/notebooks docs/wheels

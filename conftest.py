@@ -87,11 +87,59 @@ def pytest_markdown_docs_markdown_it():
 
 # --------------------------------------------------------------------------------------
 # The built site, shared by the tests that inspect it (tests/test_site.py, the browser
-# tests). Built once per test session, strictly, exactly as `mkdocs build --strict` does.
+# tests). Built once per test session, strictly, as `make build` does: the pre-build
+# (python -m sitetools.prebuild), then `mkdocs build --strict`. The same sources built with
+# ProperDocs and with Zensical (tests/test_builders.py) are built once per session too,
+# only by the worker that first needs them, both at once.
 # --------------------------------------------------------------------------------------
 
+def _run_id() -> str | None:
+    return os.environ.get("PYTEST_XDIST_TESTRUNUID")
+
+
+def _once(name: str, make) -> None:
+    """Run ``make()`` once per test run, even when pytest-xdist runs several workers: the
+    first worker to get here runs it under a file lock, the others wait and reuse. Its
+    failure is replayed to every worker that asks."""
+    import fcntl
+
+    state = ROOT / ".cache"
+    state.mkdir(exist_ok=True)
+    run_id = _run_id() or f"pid{os.getpid()}"
+    with open(state / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = state / f"{name}.done"
+        if done.is_file():
+            run, _, failure = done.read_text(encoding="utf-8").partition("\n")
+            if run == run_id:
+                if failure:
+                    pytest.fail(failure, pytrace=False)
+                return
+        failure = make() or ""
+        done.write_text(f"{run_id}\n{failure}", encoding="utf-8")
+        if failure:
+            pytest.fail(failure, pytrace=False)
+
+
 @pytest.fixture(scope="session")
-def built_site(tmp_path_factory) -> Path:
+def prebuilt() -> None:
+    """``python -m sitetools.prebuild`` has run in this test run (once)."""
+    import subprocess
+
+    from sitetools import builders
+
+    def make():
+        proc = subprocess.run([sys.executable, "-m", "sitetools.prebuild"], cwd=ROOT, env=builders.environment(),
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            return f"python -m sitetools.prebuild failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        return None
+
+    _once("prebuild", make)
+
+
+@pytest.fixture(scope="session")
+def built_site(prebuilt, tmp_path_factory) -> Path:
     """The site, built once per test run even when pytest-xdist runs several workers.
 
     Workers of one run share ``.cache/site-<run id>`` under a file lock: the first builds,
@@ -101,9 +149,10 @@ def built_site(tmp_path_factory) -> Path:
     """
     import fcntl
     import shutil
-    import subprocess
 
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    from sitetools import builders
+
+    run_id = _run_id()
     if os.environ.get("GPTNOTES_SITE_DIR"):
         out = Path(os.environ["GPTNOTES_SITE_DIR"]).resolve()
     elif run_id:
@@ -129,15 +178,33 @@ def built_site(tmp_path_factory) -> Path:
                     shutil.rmtree(old, ignore_errors=True)
                 else:
                     old.unlink(missing_ok=True)  # the lock and mark of an earlier run
-        env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-        proc = subprocess.run(
-            [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"mkdocs build --strict failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+        failed = builders.finish("mkdocs", out, builders.start("mkdocs", out))
+        if failed:
+            pytest.fail(failed, pytrace=False)
         done.write_text(f"{stamp}\n{site_digest(out)}")
     return out
+
+
+@pytest.fixture(scope="session")
+def other_builds(prebuilt) -> dict[str, Path]:
+    """The same sources built with ProperDocs and with Zensical, both strict, both at once;
+    once per test run (Zensical builds inside the project: under .cache/)."""
+    import shutil
+
+    from sitetools import builders
+
+    name = f"site-{_run_id() or 'local'}"
+    outs = {tool: ROOT / ".cache" / f"{name}-{tool}" for tool in ("properdocs", "zensical")}
+
+    def make():
+        for out in outs.values():
+            shutil.rmtree(out, ignore_errors=True)
+        running = {tool: builders.start(tool, out) for tool, out in outs.items()}
+        failures = [builders.finish(tool, outs[tool], proc) for tool, proc in running.items()]
+        return "\n\n".join(f for f in failures if f) or None
+
+    _once(f"{name}-others", make)
+    return outs
 
 
 def site_digest(site: Path) -> str:
@@ -201,12 +268,26 @@ def _part(nodeid: str) -> str:
         return "wheel from the site, release dry run"
     if "test_linkcheck" in path:
         return "site build and checks"
-    if "test_site" in path or "test_fences" in path:
+    if "test_site" in path or "test_fences" in path or "test_builders" in path:
         return "site build and checks"
     return "unit tests"
 
 
+def _builders_summary(terminalreporter) -> None:
+    """What tests/test_builders.py found: ProperDocs' and Zensical's builds against MkDocs'."""
+    folder = ROOT / "test-artifacts" / "builders"
+    found = [p for p in sorted(folder.glob("*.txt")) if p.stat().st_mtime >= _SESSION_START[0]] if folder.is_dir() else []
+    if not found:
+        return
+    text = "".join(p.read_text(encoding="utf-8") for p in found)
+    (folder.parent / "builders.txt").write_text(text, encoding="utf-8")
+    terminalreporter.write_sep("-", "the same sources built with other tools (test-artifacts/builders.txt)")
+    terminalreporter.write(text)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not hasattr(config, "workerinput"):
+        _builders_summary(terminalreporter)
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     for reports in terminalreporter.stats.values():

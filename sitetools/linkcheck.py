@@ -16,7 +16,7 @@ search index. For every HTML file of the site:
 - headings are in order: exactly one ``<h1>``, and going down no level is skipped
   (``h2`` then ``h4`` is a problem; ``h4`` then ``h2`` is fine).
 
-The sitemap's addresses and the search index's locations must resolve too (a search
+The sitemap's addresses and the search index's locations (MkDocs' or Zensical's) must resolve too (a search
 result is a link a reader clicks).
 
 Run it on a build: ``python -m sitetools.linkcheck site/`` (exit status 1 on problems).
@@ -269,13 +269,17 @@ class SiteChecker:
                 self.report.problems.append(f"sitemap.xml: {loc}: {error}")
 
     def _check_search_index(self) -> None:
-        index = self.site / "search" / "search_index.json"
-        if not index.is_file():
-            return
-        for doc in json.loads(index.read_text(encoding="utf-8")).get("docs", []):
+        # MkDocs' search plugin writes search/search_index.json ("docs"), Zensical search.json ("items").
+        for name, key in (("search/search_index.json", "docs"), ("search.json", "items")):
+            index = self.site / name
+            if index.is_file():
+                self._check_search_locations(name, json.loads(index.read_text(encoding="utf-8")).get(key, []))
+
+    def _check_search_locations(self, name: str, docs: list) -> None:
+        for doc in docs:
             loc = doc.get("location", "")
             self.report.links_checked += 1
-            where = f"search/search_index.json: location {loc!r}"
+            where = f"{name}: location {loc!r}"
             target, frag, error = self._target("index.html", loc or "./")
             if error:
                 self.report.problems.append(f"{where}: {error}")

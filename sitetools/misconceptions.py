@@ -12,8 +12,15 @@ what is true and holds the program that proves it::
         ...
         ```
 
-The build gives each box an anchor (``misconception-<slug of the title>``) and generates
-``misconceptions.md``, which lists them all grouped by concept, each linking to its box.
+Each box has its anchor written in the page, on the line above it (the pre-build refuses a
+box without it, and says the line to write)::
+
+    <div class="gn-anchor" id="misconception-nnlinear10-5-stores-a-10-5-weight" markdown></div>
+
+    ??? misconception "`nn.Linear(10, 5)` stores a `[10, 5]` weight"
+
+``python -m sitetools.prebuild`` writes the list of them all (``generated/misconceptions.md``,
+included by ``docs/misconceptions.md``), grouped by concept, each linking to its box.
 Titles keep their inline code (``get_batch`` keeps its underscore in the link).
 """
 
@@ -88,6 +95,33 @@ def problems(markdown: str, where: str) -> list[str]:
         if not nested_after or heading_between:
             out.append(f"{where}:{i + 1}: the {KIND} box {m['title']!r} is not in the page's '{SECTION}' section")
     return out
+
+
+def anchor_line(c: Misconception) -> str:
+    """The line that gives box ``c`` its anchor, written right above it (then a blank line)."""
+    return f'{c.indent}<div class="gn-anchor" id="{c.anchor}" markdown></div>'
+
+
+def anchor_problems(markdown: str, where: str) -> list[str]:
+    """Boxes without their anchor line right above them (blank lines between allowed)."""
+    lines = markdown.splitlines()
+    out = []
+    for c in find(markdown):
+        above = next((lines[i] for i in range(c.line - 1, -1, -1) if lines[i].strip()), "")
+        if above.strip() != anchor_line(c).strip():
+            out.append(f"{where}:{c.line + 1}: the {KIND} box {c.title!r} needs its anchor on the line "
+                       f"above it (then a blank line):\n    {anchor_line(c).strip()}")
+    return out
+
+
+def add_anchors(markdown: str) -> str:
+    """``markdown`` with the missing anchor lines written above the boxes."""
+    lines = markdown.splitlines()
+    missing = {p for p in anchor_problems(markdown, "")}
+    for c in reversed(find(markdown)):
+        if any(p.startswith(f":{c.line + 1}:") for p in missing):
+            lines[c.line:c.line] = [anchor_line(c), ""]
+    return "\n".join(lines) + "\n"
 
 
 def page_title(markdown: str, fallback: str) -> str:

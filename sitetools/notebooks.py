@@ -11,16 +11,18 @@ A page becomes a notebook of the same lesson in the same order:
   body unindented; KaTeX's ``\\(..\\)`` and ``\\[..\\]`` become ``$..$`` and ``$$..$$``;
   links to other pages, anchors of this page and API names (``[text][gptnotes.data.get_batch]``)
   point at the hosted site; figures at their hosted (light) SVG, alt text kept; a
-  ``<!-- gn-table: NAME -->`` line becomes its table, a ``--8<--`` line the file it includes;
+  ``--8<--`` line the file it includes (a result table; the page's install box and notebook
+  links are left out);
 - each Python program that runs becomes a code cell, in page order, so a chain of
   ``{.python continuation}`` fences is a run of consecutive code cells sharing the kernel,
   with the output the build shows under it (from :mod:`sitetools.runner`, cached) as a
   stdout stream; a ``notest`` program stays a Python block in the prose.
 
 The notebooks are plain nbformat 4.5 JSON (the tests validate them with nbformat and run
-them with nbclient), written to ``notebooks/<page path>.ipynb`` in the built site. The MkDocs
-hooks call :func:`build_all` and :func:`links_markdown`; ``python -m sitetools.notebooks
-OUTDIR`` writes the same files without MkDocs (it reads ``site_url`` from mkdocs.yml, or
+them with nbclient), written to ``notebooks/<page path>.ipynb`` in the built site. The pre-build
+(:mod:`sitetools.prebuild`) calls :func:`build_all` (into docs/notebooks/) and
+:func:`links_markdown` (the line each page includes under its title);
+``python -m sitetools.notebooks OUTDIR`` writes the same files anywhere (it reads ``site_url`` from mkdocs.yml, or
 ``--site-url``).
 
 "Open in Colab" needs the notebooks on GitHub: the Pages workflow pushes the built site's
@@ -43,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sitetools import fences, runner  # noqa: E402
+from sitetools import fences, generated, runner  # noqa: E402
 
 FOLDER = "notebooks"  # in the built site, and the branch's root mirrors it
 BRANCH = "notebooks"  # the branch the Pages workflow publishes the notebooks to
@@ -55,6 +57,7 @@ _HEADING = re.compile(r"^(?P<hashes>#{1,6})[ \t]+\S")
 _SNIPPET = re.compile(r'^(?P<indent>[ \t]*)--8<--[ \t]+"(?P<spec>[^"]+)"[ \t]*$')
 _TABLE = re.compile(r"^(?P<indent>[ \t]*)<!-- gn-table: (?P<name>[^\s]+) -->[ \t]*$")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
+_ANCHOR = re.compile(r'^[ \t]*<div class="gn-anchor" id="[^"]*" markdown></div>[ \t]*$', re.M)  # box anchors
 _CODE = re.compile(r"(?P<ticks>`+)(?P<code>.+?)(?P=ticks)", re.S)
 _FENCED = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[^\n]*\n.*?^(?P=indent)(?P=fence)[ \t]*$", re.S | re.M)
 _LINK = re.compile(r"(?P<bang>!?)\[(?P<text>(?:[^\[\]]|\[[^\[\]]*\])*)\]\((?P<target>[^)\s]+)\)(?:\{[^}\n]*\})?")
@@ -200,7 +203,12 @@ class _Links:
 
     def __call__(self, text: str) -> str:
         def link(m: re.Match) -> str:
-            return f"{m['bang']}[{m['text']}]({self.target(m['target'])})"
+            target = m["target"]
+            if m["bang"] and target.endswith("#only-dark"):
+                return ""  # a figure's dark twin: the notebook shows the light one
+            if m["bang"] and target.endswith("#only-light"):
+                target = target[: -len("#only-light")]
+            return f"{m['bang']}[{m['text']}]({self.target(target)})"
 
         def autoref(m: re.Match) -> str:
             ident = m["ident"] or m["text"].strip("`")
@@ -226,6 +234,7 @@ def prose(text: str, links: _Links) -> str:
 
     text = _FENCED.sub(keep, text)
     text = _COMMENT.sub("", text)
+    text = _ANCHOR.sub("", text)
     text = _CODE.sub(keep, text)
     text = _maths(links(text))
     text = re.sub(r"\0(\d+)\0", lambda m: kept[int(m[1])], text)
@@ -248,6 +257,8 @@ def expand(markdown: str, src_uri: str) -> str:
             out += [m["indent"] + b if b else b for b in body]
             continue
         m = _SNIPPET.match(line)
+        if m and m["spec"].startswith(generated.NOT_IN_NOTEBOOKS):
+            continue  # the page's install box and notebook links: not the notebook's
         if m:
             name, *span = m["spec"].split(":")
             body = (ROOT / name).read_text(encoding="utf-8").splitlines()

@@ -8,7 +8,8 @@ empty temporary working directory, torch's global random generator freshly and r
 seeded (as at start-up: a snippet that forgets to seed prints something different on every
 run, which the copy-paste test catches), default print options, and warnings turned into errors. Outputs are cached on disk,
 keyed by the code of the chain, the source of the package, and the torch and Python versions,
-so that ``mkdocs serve`` does not re-run unchanged snippets.
+so that ``mkdocs serve`` does not re-run unchanged snippets; ``python -m sitetools.prebuild``
+fills the cache by running the chains of every page in parallel processes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
+import importlib.metadata
+import importlib.util
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -37,19 +41,46 @@ class FenceError(RuntimeError):
     """A fence raised: the message gives the page, the line, and the traceback."""
 
 
+def package_dir() -> Path:
+    """The folder of the gptnotes package that ``import gptnotes`` finds (without importing it)."""
+    spec = importlib.util.find_spec("gptnotes")
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError("gptnotes is not importable: install it (pip install -e .) or set PYTHONPATH=src")
+    return Path(spec.origin).resolve().parent
+
+
+def torch_version() -> str:
+    """torch's version, without importing torch (seconds of CPU) when it is not imported yet."""
+    if "torch" in sys.modules:
+        return str(sys.modules["torch"].__version__)
+    return importlib.metadata.version("torch")
+
+
+def gptnotes_version() -> str:
+    """gptnotes' ``__version__``, read from its source when it is not imported yet."""
+    if "gptnotes" in sys.modules:
+        return sys.modules["gptnotes"].__version__
+    m = re.search(r'^__version__ = "([^"]+)"$', (package_dir() / "__init__.py").read_text(encoding="utf-8"), re.M)
+    if m is None:
+        import gptnotes
+
+        return gptnotes.__version__
+    return m[1]
+
+
 @lru_cache(maxsize=1)
 def package_fingerprint() -> str:
-    """Hash of every file of the installed gptnotes package, and of the versions involved."""
-    import gptnotes
-    import torch
+    """Hash of every file of the installed gptnotes package, and of the versions involved.
 
+    Neither gptnotes nor torch is imported: a build whose outputs are all cached never pays
+    for importing torch."""
     h = hashlib.sha256()
-    pkg = Path(gptnotes.__file__).resolve().parent
+    pkg = package_dir()
     for p in sorted(pkg.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(pkg)).encode())
             h.update(p.read_bytes())
-    h.update(torch.__version__.encode())
+    h.update(torch_version().encode())
     h.update(sys.version.encode())
     return h.hexdigest()
 
@@ -103,20 +134,34 @@ def _execute(chain: list[Fence]) -> list[str]:
     return outputs
 
 
+def cache_path(chain: list[Fence]) -> Path:
+    """Where the outputs of ``chain`` are cached."""
+    return CACHE_DIR / f"{chain_key(chain)}.json"
+
+
+def cached(chain: list[Fence]) -> list[str] | None:
+    """The cached outputs of ``chain`` (one per fence), or None if it has not run yet."""
+    path = cache_path(chain)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    return outputs if isinstance(outputs, list) and len(outputs) == len(chain) else None
+
+
 def run_chain(chain: list[Fence], use_cache: bool = True) -> tuple[list[str], float | None]:
     """Return the normalised stdout of each fence of ``chain`` and the seconds it took.
 
     The seconds are ``None`` when the outputs came from the cache.
     """
-    key = chain_key(chain)
-    path = CACHE_DIR / f"{key}.json"
-    if use_cache and path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if len(data["outputs"]) == len(chain):
-                return data["outputs"], None
-        except (OSError, ValueError, KeyError):
-            pass
+    path = cache_path(chain)
+    if use_cache:
+        outputs = cached(chain)
+        if outputs is not None:
+            return outputs, None
     t0 = time.perf_counter()
     outputs = _execute(chain)
     seconds = time.perf_counter() - t0

@@ -1,12 +1,12 @@
 """The gptnotes wheel that the site hands out, built from exactly the code its pages ran with.
 
-The site's build (the MkDocs hooks, or ``python -m sitetools.wheel`` as a step of its own)
+The site's pre-build (``python -m sitetools.prebuild``, or ``python -m sitetools.wheel`` on its own)
 builds the wheel of this repository, checks that every file of the package in it is, byte
 for byte, the file of the ``gptnotes`` package that the build imported (the code that ran
 the snippets and printed the outputs under them), and puts it at a stable address of the
 built site, :func:`site_path`: ``wheels/gptnotes-<version>-py3-none-any.whl``. The home page
-and chapter 0 show the one line that installs it from there (:func:`install_box`, placed by
-a ``<!-- gn-install -->`` line).
+and chapter 0 show the one line that installs it from there (:func:`install_box`, written to
+``generated/install.md``, which they include).
 
 One wheel per state of the sources (hatchling builds it byte for byte the same every time):
 it is cached under ``$GPTNOTES_CACHE/wheel`` (default ``.cache/wheel``), shared by the

@@ -23,12 +23,10 @@ def rel(path: Path) -> str:
 
 
 def site_pages() -> list[str]:
-    """Every page of the site, known before it is built: one per Markdown file under docs/,
-    and the pages the build generates."""
-    from sitetools.mkdocs_hooks import GENERATED_PAGES
-
+    """Every page of the site, known before it is built: one per Markdown file under docs/
+    (the list of misconceptions too: docs/misconceptions.md includes what the pre-build wrote)."""
     docs = [p.relative_to(ROOT / "docs").as_posix() for p in sorted((ROOT / "docs").rglob("*.md"))]
-    return sorted({page_url(d) for d in [*docs, *GENERATED_PAGES]})
+    return sorted({page_url(d) for d in docs})
 
 
 def record_weight(weight) -> None:

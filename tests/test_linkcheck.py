@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sitetools import htmlfix, linkcheck
+from sitetools import linkcheck
 from tests.site_files import ARTIFACTS
 
 
@@ -163,31 +163,20 @@ def test_command_line_exit_status(tmp_path, capsys):
     assert "no anchor #gone" in capsys.readouterr().out
 
 
-# -- the repair of duplicate code-line ids (sitetools/htmlfix.py) --------------------------------
-
-def _block(n: int, lines: int = 2) -> str:
-    spans = "".join(f'<span id="__span-{n}-{i}"><a id="__codelineno-{n}-{i}" name="__codelineno-{n}-{i}" '
-                    f'href="#__codelineno-{n}-{i}"></a>x</span>' for i in range(1, lines + 1))
-    return f'<div class="highlight"><pre><span></span><code>{spans}</code></pre></div>'
-
-
-def test_colliding_code_blocks_get_fresh_ids_and_their_links_follow():
-    html = _block(0) + "<p>text</p>" + _block(0) + _block(1) + _block(0, 3)
-    fixed = htmlfix.unique_code_line_ids(html)
-    ids = re.findall(r'\bid="([^"]+)"', fixed)
-    assert len(ids) == len(set(ids)) == 2 * (2 + 2 + 2 + 3)  # a span and an anchor per line
-    assert fixed.startswith(_block(0))  # the first block keeps its ids (links to it stay valid)
-    for block in fixed.split("<pre>")[1:]:
-        names = re.findall(r'id="__codelineno-(\d+)-\d+" name="__codelineno-(\d+)-\d+" href="#__codelineno-(\d+)-\d+"', block)
-        assert names and all(a == b == c for a, b, c in names)  # id, name and link renamed together
+def test_the_code_blocks_have_no_line_ids_to_collide(built_site: Path):
+    """pymdownx.highlight writes no per-line ids (no anchor_linenums, no line_spans): two code
+    blocks of a page and a source listing can no longer give an id twice (the link check
+    above finds none), and nothing repairs them after the build."""
+    for page in built_site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "__codelineno-" not in html and 'id="__span-' not in html, page
 
 
-def test_blocks_without_collisions_are_left_alone():
-    html = _block(0) + _block(1) + '<pre><code>plain</code></pre>'
-    assert htmlfix.unique_code_line_ids(html) == html
-
-
-def test_prefixed_source_listing_ids_are_left_alone():
-    listing = '<pre><code><span id="mod.f--source--__span-0-1"></span><a id="mod.f--source--__codelineno-0-1"></a></code></pre>'
-    html = _block(0) + listing + listing.replace("mod.f", "mod.g")
-    assert htmlfix.unique_code_line_ids(html) == html
+def test_the_link_check_reads_zensicals_search_index_too(tmp_path: Path):
+    site = _site(tmp_path)
+    items = [{"location": ""}, {"location": "a/#part"}, {"location": "a/#gone"}, {"location": "c/"}]
+    (site / "search.json").write_text(json.dumps({"items": items}), encoding="utf-8")
+    problems = linkcheck.check_site(site).problems
+    assert len(problems) == 2
+    assert problems[0].startswith("search.json: location 'a/#gone'") and "#gone" in problems[0]
+    assert problems[1] == "search.json: location 'c/': no file 'c/' in the site"

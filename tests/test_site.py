@@ -90,18 +90,26 @@ def test_result_tables_are_html_tables_made_by_the_build(built_site: Path):
     assert abs(gap - (ptq_val - fp_val)) <= 0.0015  # the gap is computed before rounding
 
 
-def test_a_table_marker_is_replaced_and_an_unknown_name_fails_the_build(monkeypatch):
-    from mkdocs.exceptions import PluginError
+def test_a_table_is_included_where_its_line_is_and_an_unknown_name_fails_the_pre_build(monkeypatch, tmp_path):
+    import markdown
 
-    from sitetools import figures, mkdocs_hooks
+    from sitetools import figures, generated, prebuild
 
     spec = figures.FigureSpec(name="demo", make=lambda: "| a | b |\n| - | - |\n| 1 | 2 |", module=__name__)
     monkeypatch.setitem(figures.TABLES, "demo", spec)
-    text, used = mkdocs_hooks._tables("Before.\n\n    <!-- gn-table: demo -->\n\nAfter.\n", "docs/x.md")
-    assert used and text == "Before.\n\n    | a | b |\n    | - | - |\n    | 1 | 2 |\n\nAfter.\n"  # indented as the marker
-    assert mkdocs_hooks._tables("No table here.\n", "docs/x.md") == ("No table here.\n", False)
-    with pytest.raises(PluginError, match="no table named 'no-such-table'"):
-        mkdocs_hooks._tables("<!-- gn-table: no-such-table -->\n", "docs/x.md")
+    line = generated.include(generated.table("demo"), "    ")
+    assert line == '    --8<-- "generated/tables/demo.md"'
+    page = f'!!! note "Results"\n\n{line}\n\nAfter.\n'
+    assert prebuild.check_pages({"x.md": page}).problems == []
+    (tmp_path / "generated" / "tables").mkdir(parents=True)
+    (tmp_path / "generated" / "tables" / "demo.md").write_text(figures.render_table("demo", use_cache=False) + "\n")
+    html = markdown.markdown(page, extensions=["admonition", "tables", "pymdownx.snippets"],
+                             extension_configs={"pymdownx.snippets": {"base_path": [str(tmp_path)], "check_paths": True}})
+    assert '<div class="admonition note">' in html and "<table>" in html.split("admonition note")[1]  # in the box
+    bad = prebuild.check_pages({"x.md": 'Text.\n\n--8<-- "generated/tables/no-such-table.md"\n'}).problems
+    assert bad == ["docs/x.md:3: no table named 'no-such-table' is registered in sitetools/figures"]
+    old = prebuild.check_pages({"x.md": "<!-- gn-table: demo -->\n"}).problems
+    assert len(old) == 1 and "no longer replaces" in old[0] and old[0].startswith("docs/x.md:1:")
 
 
 def test_pages_with_examples_show_the_versions_they_ran_with(built_site: Path):

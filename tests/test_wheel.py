@@ -93,17 +93,16 @@ def test_a_wheel_that_is_not_the_code_the_pages_ran_with_is_refused(tmp_path: Pa
     assert "corpus/tiny_corpus.txt: in the wheel, not in the package the pages ran with" in message
 
 
-def test_the_build_stops_on_a_wheel_that_is_not_the_code_the_pages_ran_with(monkeypatch):
-    from mkdocs.exceptions import PluginError
-
-    from sitetools import mkdocs_hooks
+def test_the_build_stops_on_a_wheel_that_is_not_the_code_the_pages_ran_with(monkeypatch, tmp_path):
+    from sitetools import prebuild
 
     def refuse():
         raise wheel.WheelError("the wheel gptnotes-0.1.0-py3-none-any.whl is not the code the pages ran with")
 
     monkeypatch.setattr(wheel, "for_site", refuse)
-    with pytest.raises(PluginError, match="is not the code the pages ran with"):
-        mkdocs_hooks._wheel_file(config=None)
+    monkeypatch.setattr(prebuild.generated, "DIR", tmp_path / "generated")
+    with pytest.raises(prebuild.PrebuildError, match="is not the code the pages ran with"):
+        prebuild.write_outputs(tmp_path / "docs", {"site_url": "http://h/", "nav": []})
 
 
 def test_python_m_sitetools_wheel_puts_it_in_a_site_folder(tmp_path: Path, capsys):
