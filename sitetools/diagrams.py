@@ -16,8 +16,8 @@ needs no browser or Node:
   within each rank by barycentre sweeps that keep the arrangement with fewest crossings, and
   x positions that pull each node towards its neighbours with no overlap.
 - :func:`to_svg` writes one inline ``<svg>`` themed by Material's CSS variables (classes
-  styled in ``docs/assets/stylesheets/extra.css``), so the same SVG serves the light and
-  the dark palette; ``role="img"`` with an ``aria-label`` and a ``<title>`` that list the
+  styled in ``docs/assets/stylesheets/extra.css``, in the colours Material gives Mermaid),
+  so the same SVG serves the light and the dark palette; ``role="img"`` with an ``aria-label`` and a ``<title>`` that list the
   diagram's steps. Text is measured with DejaVu Sans's metrics (matplotlib), wider than the
   fonts the page falls back to, so it fits its box. A long label line wraps; the SVG scales
   down to the column but never below :data:`MIN_TEXT_PX` per letter (it scrolls sideways
@@ -43,7 +43,7 @@ PHONE_COLUMN = 358.0     # the text column of a 390 px wide phone, in CSS px
 #: The widest drawing that fits a phone's column with its text at MIN_TEXT_PX or more.
 PHONE_MAX_WIDTH = PHONE_COLUMN * FONT_PX / MIN_TEXT_PX
 NODE_MAX_LINE = 220.0    # a longer line of a node's label wraps at a space
-LABEL_MAX_LINE = 170.0   # same for an edge's label
+LABEL_MAX_LINE = 200.0   # same for an edge's label
 PAD_X, PAD_Y = 12.0, 8.0
 NODE_GAP = 24.0          # between two boxes of a rank
 DUMMY_GAP = 12.0         # next to a bend point of an edge
