@@ -299,14 +299,18 @@ def _line_width(line) -> float:
 
 
 def _wrap(lines: list, limit: float) -> list:
-    """Break a line longer than ``limit`` px at spaces (bold runs kept), into as few lines
-    as the limit needs, of widths as even as possible."""
+    """Break a line longer than ``limit`` px at spaces (bold runs kept, a parenthesised
+    group whole if it fits), into as few lines as the limit needs, of widths as even as
+    possible."""
     out = []
     for line in lines:
         if _line_width(line) <= limit:
             out.append(line)
             continue
-        words = [(w, b) for t, b in line for w in re.findall(r"\S+\s*", t)]
+        # A shape such as "(B, T, C)" stays on one line when it fits.
+        words = [(w, b) for t, b in line for w in re.findall(r"(?:\([^()]*\)|\S)+\s*", t)]
+        if any(text_width(w.rstrip(), b) > limit for w, b in words):
+            words = [(w, b) for t, b in line for w in re.findall(r"\S+\s*", t)]
         greedy = _greedy(words, limit)
         lo, hi = 0.0, limit          # the narrowest limit that keeps as few lines
         for _ in range(12):

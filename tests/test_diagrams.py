@@ -243,3 +243,10 @@ def test_description_lists_the_steps():
 def test_drawing_is_deterministic():
     _, source = SITE[0]
     assert render(source) == render(source) == to_svg(layout(parse(source)))
+
+
+def test_a_shape_in_brackets_stays_on_one_line():
+    lines = diagrams._wrap([[("logits of the model (B, T, C), C = V, once per step", False)]],
+                           150.0)
+    text = ["".join(t for t, _ in line) for line in lines]
+    assert len(text) > 1 and any("(B, T, C)" in line for line in text), text
