@@ -680,13 +680,22 @@ def _straighten(items, ranks, links) -> None:
                 continue
             xs = sorted(items[k].x for k in members)
             target = xs[len(xs) // 2]
-            for k in sorted(members, key=lambda k: abs(items[k].x - target)):
-                r, i = pos[k]
-                rank, it = ranks[r], items[k]
-                lo = items[rank[i - 1]].x + _gap(items[rank[i - 1]], it) if i else -math.inf
-                hi = items[rank[i + 1]].x - _gap(it, items[rank[i + 1]]) \
-                    if i + 1 < len(rank) else math.inf
-                it.x = min(max(target, lo), hi)
+            bounds = [_room(items, ranks, pos[k]) for k in members]
+            lo, hi = max(b[0] for b in bounds), min(b[1] for b in bounds)
+            if lo <= hi:                   # one line that all of them can reach
+                target = min(max(target, lo), hi)
+            for k in sorted(members, key=lambda m: abs(items[m].x - target)):
+                a, b = _room(items, ranks, pos[k])
+                items[k].x = min(max(target, a), b)
+
+
+def _room(items, ranks, where):
+    """How far an item may move sideways without coming too close to its rank neighbours."""
+    r, i = where
+    rank, it = ranks[r], items[ranks[r][i]]
+    lo = items[rank[i - 1]].x + _gap(items[rank[i - 1]], it) if i else -math.inf
+    hi = items[rank[i + 1]].x - _gap(it, items[rank[i + 1]]) if i + 1 < len(rank) else math.inf
+    return lo, hi
 
 
 def _place_y(chart, items, ranks):

@@ -14,7 +14,7 @@ from sitetools.diagrams import DiagramError, layout, parse, render, to_svg
 from tests.site_files import ROOT, markdown_files, rel
 
 SVG = "{http://www.w3.org/2000/svg}"
-FENCE = re.compile(r"^```mermaid\n(.*?)^```", re.M | re.S)
+FENCE = re.compile(r"^```mermaid\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def _site_diagrams() -> list[tuple[str, str]]:
