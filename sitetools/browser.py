@@ -152,7 +152,7 @@ class Weight:
     gzip_estimate: int | None = None  # the same over a server that gzips text (GitHub Pages)
     search_index: int = 0  # bytes of the search index among ``transferred``
     kinds: dict = field(default_factory=dict)  # bytes by kind of resource (:func:`resource_kind`)
-    largest: list = field(default_factory=list)  # the largest responses: [address, bytes]
+    resources: list = field(default_factory=list)  # every response, largest first: [address, bytes]
 
     @property
     def budgeted(self) -> int:
@@ -166,7 +166,9 @@ class Weight:
                 f"({self.budgeted / 1e6:.2f} MB){index}{est}")
 
     def largest_line(self, n: int = 6) -> str:
-        return ", ".join(f"{u} {b / 1e3:,.0f} KB" for u, b in self.largest[:n])
+        """The ``n`` largest responses but the search index."""
+        counted = [(u, b) for u, b in self.resources if u != SEARCH_INDEX]
+        return ", ".join(f"{u} {b / 1e3:,.0f} KB" for u, b in counted[:n])
 
 
 def budget_problems(weight: Weight, limit: int) -> list[str]:
@@ -251,9 +253,8 @@ class Visit:
             each.append((req.url.removeprefix(self.base).split("?")[0] or "/", size))
             if site is not None:
                 compressed += _compressed_size(Path(site), req.url, self.base) + sizes["responseHeadersSize"]
-        largest = sorted(each, key=lambda e: -e[1])[:8]
         return Weight(self.path, len(requests), transferred, compressed if site is not None else None,
-                      index, kinds, [list(e) for e in largest])
+                      index, kinds, [list(e) for e in sorted(each, key=lambda e: -e[1])])
 
 
 # A reader reads the page to its end: scroll down, two screens at a time (Chromium starts

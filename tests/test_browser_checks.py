@@ -302,8 +302,9 @@ def test_weight_counts_every_byte_of_the_files_a_full_read_loads(crafted, pristi
     index = (site / browser.SEARCH_INDEX).stat().st_size
     assert index < weight.search_index < index + 1000  # counted apart, not in the budget
     assert weight.budgeted == weight.transferred - weight.search_index
-    assert browser.SEARCH_INDEX in [u for u, _ in weight.largest]
-    assert [b for _, b in weight.largest] == sorted((b for _, b in weight.largest), reverse=True)
+    assert [u for u, _ in weight.resources].count(browser.SEARCH_INDEX) == 1
+    assert len(weight.resources) == weight.requests
+    assert [b for _, b in weight.resources] == sorted((b for _, b in weight.resources), reverse=True)
 
 
 def test_weight_counts_what_a_reader_scrolls_to_and_not_the_hidden_twin(visit):
