@@ -71,6 +71,7 @@ PAGE_BUDGET_BYTES = 1_000_000
 
 
 def budget(path: str) -> int:
+    """A page's budget in bytes: the home page (a first visit) 500 KB, every other page 1 MB."""
     return HOME_BUDGET_BYTES if path == "" else PAGE_BUDGET_BYTES
 
 
