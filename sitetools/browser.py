@@ -127,18 +127,59 @@ CONTEXT_OPTIONS = {"color_scheme": "light", "viewport": {"width": 1280, "height"
 _TEXT_TYPES = {".html", ".css", ".js", ".mjs", ".json", ".svg", ".xml", ".txt", ".map"}
 
 
+SEARCH_INDEX = "search/search_index.json"  # loaded by every page; weighed apart (it grows with the site)
+
+
+def resource_kind(url: str) -> str:
+    """What a response is, from its address: html, css, js, font, image, search index, other."""
+    path = urlsplit(url).path
+    if path.endswith("/" + SEARCH_INDEX) or path == "/" + SEARCH_INDEX:
+        return "search index"
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else "html"
+    return {"html": "html", "css": "css", "js": "js", "mjs": "js", "woff2": "font", "woff": "font", "ttf": "font",
+            "svg": "image", "png": "image", "jpg": "image", "jpeg": "image", "webp": "image", "gif": "image",
+            "ico": "image"}.get(ext, "other")
+
+
 @dataclass(frozen=True)
 class Weight:
-    """The cost of loading one page with an empty cache."""
+    """The cost of reading one page with an empty cache (see :func:`open_page`): every
+    response the browser received while the page loaded and a reader scrolled to its end."""
 
     path: str
     requests: int
     transferred: int  # bytes received from the local server (uncompressed), headers included
     gzip_estimate: int | None = None  # the same over a server that gzips text (GitHub Pages)
+    search_index: int = 0  # bytes of the search index among ``transferred``
+    kinds: dict = field(default_factory=dict)  # bytes by kind of resource (:func:`resource_kind`)
+    resources: list = field(default_factory=list)  # every response, largest first: [address, bytes]
+
+    @property
+    def budgeted(self) -> int:
+        """What the page budget counts: everything but the search index."""
+        return self.transferred - self.search_index
 
     def line(self) -> str:
         est = f", about {self.gzip_estimate / 1e6:.2f} MB gzipped" if self.gzip_estimate is not None else ""
-        return f"{self.path or '/'}: {self.requests} requests, {self.transferred:,} bytes ({self.transferred / 1e6:.2f} MB){est}"
+        index = f" + search index {self.search_index:,}" if self.search_index else ""
+        return (f"{self.path or '/'}: {self.requests} requests, {self.budgeted:,} bytes "
+                f"({self.budgeted / 1e6:.2f} MB){index}{est}")
+
+    def largest_line(self, n: int = 6) -> str:
+        """The ``n`` largest responses but the search index."""
+        counted = [(u, b) for u, b in self.resources if u != SEARCH_INDEX]
+        return ", ".join(f"{u} {b / 1e3:,.0f} KB" for u, b in counted[:n])
+
+
+def budget_problems(weight: Weight, limit: int) -> list[str]:
+    """The page's bytes (:attr:`Weight.budgeted`) over ``limit``, with what weighs most."""
+    if weight.budgeted <= limit:
+        return []
+    kinds = ", ".join(f"{k} {b / 1e3:,.0f} KB" for k, b in sorted(weight.kinds.items(), key=lambda kv: -kv[1])
+                      if k != "search index")
+    return [(f"{weight.path or '/'} receives {weight.budgeted:,} bytes in {weight.requests} requests, over its "
+             f"budget of {limit:,} (the search index, {weight.search_index:,} bytes, not counted). "
+             f"By kind: {kinds}. Largest: {weight.largest_line()}")]
 
 
 @functools.lru_cache(maxsize=512)
@@ -177,6 +218,7 @@ class Visit:
     requests: list[str] = field(default_factory=list)
     finished: list = field(default_factory=list)  # playwright Request objects that completed
     search_meta: str = ""  # the result count the last search() showed, for messages
+    read: int | None = None  # how many of ``finished`` a reader's full read had loaded
     problems_loading: list[str] = field(default_factory=list)
 
     @property
@@ -184,14 +226,17 @@ class Visit:
         return self.url[len(self.base):] if self.url.startswith(self.base) else self.url
 
     def weight(self, site: str | Path | None = None) -> "Weight":
-        """What loading the page cost: requests, and bytes as the browser received them.
+        """What reading the page cost: requests, and bytes as the browser received them
+        (the responses finished when the reader had scrolled to the end, :attr:`read`).
 
         With ``site`` (the directory served), also an estimate of the bytes over GitHub
         Pages, which compresses text (HTML, CSS, JavaScript, JSON, SVG) with gzip.
         """
-        transferred = 0
-        compressed = 0
-        for req in self.finished:
+        transferred = compressed = index = 0
+        kinds: dict[str, int] = {}
+        each: list[tuple[str, int]] = []
+        requests = self.finished[: self.read] if self.read is not None else self.finished
+        for req in requests:
             try:
                 sizes = req.sizes()
             except Exception:  # noqa: BLE001 - a request whose sizes are gone counts as 0
@@ -200,11 +245,30 @@ class Visit:
             if body == 0:  # Chromium reports 0 for a worker's script: take the server's word
                 response = req.response()
                 body = int((response.headers.get("content-length") or 0) if response else 0)
-            transferred += body + sizes["responseHeadersSize"]
+            size = body + sizes["responseHeadersSize"]
+            transferred += size
+            kind = resource_kind(req.url)
+            kinds[kind] = kinds.get(kind, 0) + size
+            index += size if kind == "search index" else 0
+            each.append((req.url.removeprefix(self.base).split("?")[0] or "/", size))
             if site is not None:
                 compressed += _compressed_size(Path(site), req.url, self.base) + sizes["responseHeadersSize"]
-        return Weight(self.path, len(self.finished), transferred, compressed if site is not None else None)
+        return Weight(self.path, len(requests), transferred, compressed if site is not None else None,
+                      index, kinds, [list(e) for e in sorted(each, key=lambda e: -e[1])])
 
+
+# A reader reads the page to its end: scroll down, two screens at a time (Chromium starts
+# loading a lazy image 1250 px or more before it comes into view), letting the page draw at
+# each step so that lazy images start loading; then back to the top.
+_READ_THROUGH = """async () => {
+  const frame = () => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const step = 2 * window.innerHeight;
+  for (let y = step; y < document.documentElement.scrollHeight + step; y += step) {
+    window.scrollTo(0, y);
+    await frame();
+  }
+  window.scrollTo(0, 0);
+}"""
 
 _PREPARE = """async () => {
   // Lazy images below the fold (and the other palette's twin, hidden) load only when
@@ -221,12 +285,16 @@ _PREPARE = """async () => {
 _DIAGRAMS_PENDING = "() => document.querySelectorAll('pre.mermaid').length"
 
 
-def open_page(context, base: str, path: str, *, cold: bool = True, timeout_s: float = 20.0) -> Visit:
+def open_page(context, base: str, path: str, *, cold: bool = True, timeout_s: float = 60.0) -> Visit:
     """Open ``base + path`` in a new tab of ``context`` and wait until it has settled.
 
     ``cold``: bypass the browser's cache, so that the transferred bytes are those of a
-    first visit. Settled means: loaded, every image and font loaded or failed, Mermaid
-    done (or failed), and no request in flight for a moment.
+    first visit. Once loaded, the page is read to its end (scrolled to the bottom, so that
+    the lazy images a reader would see load) and what it had received then is its weight
+    (:attr:`Visit.read`: the light palette's figures, not the dark twins nor the images in
+    collapsed boxes). Then every image is made to load (the twins, collapsed ones), so that
+    a missing one is a failed request. Settled means: loaded, every image and font loaded or
+    failed, Mermaid done (or failed), and no request in flight for a moment.
     """
     page = context.new_page()
     visit = Visit(url=base + path, base=base, page=page, cdp=context.new_cdp_session(page))
@@ -273,19 +341,26 @@ def open_page(context, base: str, path: str, *, cold: bool = True, timeout_s: fl
         visit.cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
 
     deadline = time.monotonic() + timeout_s
+
+    def settle(what: str) -> None:
+        while inflight or time.monotonic() - last_activity[0] < 0.1:
+            if time.monotonic() > deadline:
+                visit.problems_loading.append(f"{what}: requests still in flight: {sorted(r.url for r in inflight)}")
+                return
+            page.wait_for_timeout(25)
+
     response_ = page.goto(visit.url, wait_until="load", timeout=timeout_s * 1000)
     visit.html = response_.text() if response_ is not None else ""
+    page.evaluate(_READ_THROUGH)
+    settle("reading the page to its end")
+    visit.read = len(visit.finished)
     page.evaluate(_PREPARE)
     while page.evaluate(_DIAGRAMS_PENDING) and not visit.page_errors:
         if time.monotonic() > deadline:
             visit.problems_loading.append("Mermaid did not finish rendering in time")
             break
         page.wait_for_timeout(50)
-    while inflight or time.monotonic() - last_activity[0] < 0.15:
-        if time.monotonic() > deadline:
-            visit.problems_loading.append(f"requests still in flight: {sorted(r.url for r in inflight)}")
-            break
-        page.wait_for_timeout(50)
+    settle("loading every image")
     return visit
 
 
@@ -365,13 +440,16 @@ _MERMAID_FILE = re.compile(r"/mermaid(\.[a-z]+)*\.m?js$")
 
 
 def diagram_problems(visit: Visit) -> list[str]:
-    """Every Mermaid diagram of the page became an SVG of non-zero size, and a page without
-    a diagram does not load Mermaid.
+    """Every diagram drawn at build time is sound (:func:`inline_diagram_problems`); every
+    Mermaid diagram drawn in the browser (until build-time diagrams replace them) became an
+    SVG of non-zero size, and a page without one does not load Mermaid.
 
     Material renders each diagram into a *closed* shadow root of a ``div.mermaid``, out of
     reach of page scripts; the DevTools protocol's DOM, with ``pierce``, sees inside.
     """
     expected = len(re.findall(r'<pre\b[^>]*class="[^"]*\bmermaid\b', visit.html))
+    if not expected and not any(_MERMAID_FILE.search(u) for u in visit.requests):
+        return inline_diagram_problems(visit)  # no Mermaid on the page
     cdp = visit.cdp
     root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
     out: list[str] = []
@@ -401,6 +479,57 @@ def diagram_problems(visit: Visit) -> list[str]:
         out.append(f"{expected} Mermaid diagrams in the page's HTML, {rendered} rendered")
     if expected == 0 and any(_MERMAID_FILE.search(u) for u in visit.requests):
         out.append("the page loads Mermaid but has no diagram")
+    return out + inline_diagram_problems(visit)
+
+
+# Scripts that draw maths or diagrams in the reader's browser: KaTeX (katex.min.js, its
+# auto-render extension, the site's katex-render.js) and Mermaid (entry file and chunks).
+# Formulas and diagrams come drawn in the HTML; KaTeX's stylesheet and fonts are allowed.
+_RENDER_SCRIPT = re.compile(r"(katex|auto-render|mermaid)[^/]*\.m?js$|/mermaid[^/]*/.*\.m?js$", re.IGNORECASE)
+
+
+def render_script_problems(visit: Visit) -> list[str]:
+    """No maths or diagram script: every formula and diagram is drawn at build time."""
+    found = []
+    for url in visit.requests:
+        path = urlsplit(url).path
+        if _RENDER_SCRIPT.search(path) and path not in found:
+            found.append(path)
+    if not found:
+        return []
+    named = ", ".join(p.rsplit("/", 1)[-1] for p in found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+    return [f"the page loads {len(found)} maths or diagram script(s): {named} (draw them at build time)"]
+
+
+# Diagrams drawn at build time (sitetools/diagrams.py): each fence becomes a container
+# (DIAGRAM_CONTAINER) holding one inline <svg role="img"> with an accessible name.
+DIAGRAM_CONTAINER = ".gn-diagram"
+_INLINE_DIAGRAMS_JS = """(container) => [...document.querySelectorAll("article " + container)].map((div, i) => {
+  const svg = div.querySelector("svg");
+  if (!svg) return {index: i + 1, svg: false};
+  const r = svg.getBoundingClientRect();
+  const shown = div.getClientRects().length > 0 && (!div.checkVisibility || div.checkVisibility());
+  return {index: i + 1, svg: true, role: svg.getAttribute("role"), shown,
+          name: (svg.getAttribute("aria-label") || (svg.querySelector("title") || {}).textContent || "").trim(),
+          width: r.width, height: r.height, texts: svg.querySelectorAll("text").length};
+})"""
+
+
+def inline_diagram_problems(visit: Visit) -> list[str]:
+    """Every diagram drawn at build time is an ``<svg role="img">`` with a name, text, and
+    (where shown) a non-zero size. (Its legibility is a reading check: :func:`reading`.)"""
+    out = []
+    for d in visit.page.evaluate(_INLINE_DIAGRAMS_JS, DIAGRAM_CONTAINER):
+        where = f"diagram {d['index']}"
+        if not d["svg"]:
+            out.append(f"{where} has no <svg>")
+            continue
+        if d["role"] != "img" or not d["name"]:
+            out.append(f"{where}: its <svg> needs role=\"img\" and a name (aria-label), has role={d['role']!r}")
+        if not d["texts"]:
+            out.append(f"{where} has no text")
+        if d["shown"] and (d["width"] <= 0 or d["height"] <= 0):
+            out.append(f"{where}'s <svg> has size {d['width']}x{d['height']}")
     return out
 
 
@@ -561,12 +690,14 @@ _SEARCH_RESULTS_JS = """() => ({
 })"""
 
 
-def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
+def search(visit: Visit, query: str, timeout_s: float = 10.0, until: Iterable[str] = ()) -> list[str]:
     """Type ``query`` into the search box; returns the result pages (paths from the root).
 
-    The answer is read once the result count is shown and that many results are listed (or
-    ``timeout_s`` has passed); the count is kept in ``visit.search_meta`` for messages.
+    The answer is read once the result count is shown and that many results are listed, or
+    every page of ``until`` is (or ``timeout_s`` has passed); the count is kept in
+    ``visit.search_meta`` for messages.
     """
+    until = list(until)
     page = visit.page
     box = page.locator("input.md-search__input")
     box.click()
@@ -583,21 +714,25 @@ def search(visit: Visit, query: str, timeout_s: float = 10.0) -> list[str]:
     # Material shows the first results and adds more each time the list is scrolled down to
     # its end: leave the end, then reach it again. On a busy machine that takes a while: keep
     # going until all are there or timeout_s has passed.
+    def listed() -> list[str]:
+        paths = []
+        for href in result["links"]:
+            p = href.split("#")[0].split("?")[0]
+            p = p[len(visit.base):] if p.startswith(visit.base) else p
+            if p not in paths:
+                paths.append(p)
+        return paths
+
     wrap = page.locator(".md-search__scrollwrap")
     deadline = time.monotonic() + timeout_s
-    while result["items"] < wanted and time.monotonic() < deadline:
-        wrap.evaluate("el => { el.scrollTop = 0 }")
+    while (result["items"] < wanted and not (until and set(until) <= set(listed()))
+           and time.monotonic() < deadline):
+        wrap.evaluate("el => { el.scrollTop = 0 }")  # two steps: two scroll events
         wrap.evaluate("el => { el.scrollTop = el.scrollHeight }")
         page.wait_for_timeout(50)
         result = page.evaluate(_SEARCH_RESULTS_JS)
     visit.search_meta = f"{result['meta']!r}, {result['items']} listed"
-    paths = []
-    for href in result["links"]:
-        p = href.split("#")[0].split("?")[0]
-        p = p[len(visit.base):] if p.startswith(visit.base) else p
-        if p not in paths:
-            paths.append(p)
-    return paths
+    return listed()
 
 
 def search_problems(visit: Visit, cases: Iterable[tuple[str, str]]) -> list[str]:
@@ -610,7 +745,7 @@ def search_problems(visit: Visit, cases: Iterable[tuple[str, str]]) -> list[str]
         found: list[str] = []
         for attempt in range(2):  # on a loaded machine the result list can lag behind the box
             try:
-                found = search(visit, query, timeout_s=10.0 * (attempt + 1))
+                found = search(visit, query, timeout_s=10.0 * (attempt + 1), until=paths)
             except Exception as err:  # noqa: BLE001 - a search that never answers is the problem
                 found, visit.search_meta = [], f"no answer: {err}"
             if all(p in found for p in paths):
@@ -636,12 +771,13 @@ class Audit:
     requested: list[str]  # every URL the page requested
     screenshots: list[Path] = field(default_factory=list)
     reading: "Reading | None" = None  # what a reader sees at 1280 px
+    phone_reading: "Reading | None" = None  # ... and at 390 px (``phone=True``)
 
     def failed(self) -> dict[str, list[str]]:
         return {check: found for check, found in self.problems.items() if found}
 
     def report(self) -> str:
-        lines = [f"{self.path or '/'}:"]
+        lines = [f"{self.path or '/'}: {len(self.failed())} check(s) failed: {', '.join(self.failed())}"]
         for check, found in self.failed().items():
             lines.append(f"  {check}:")
             lines += [f"    - {p}" for p in found]
@@ -649,23 +785,28 @@ class Audit:
 
 
 def audit(context, base: str, path: str, *, site: str | Path | None = None, allowed: Iterable[Allowed] = (),
-          screenshot: Path | None = None, contrast: bool = True, concept: bool = False) -> Audit:
-    """Open one page in a fresh ``context`` and run every check on it, in both palettes.
+          screenshot: Path | None = None, contrast: bool = True, concept: bool = False,
+          phone: bool = False) -> Audit:
+    """Open one page in a fresh ``context`` (made with :data:`CONTEXT_OPTIONS`) and run
+    every check on it, in both palettes, in one load.
 
-    Light (the default): loading, requests, maths, diagrams, copy buttons, images, axe
-    (WCAG 2 A/AA), figures. Then the header's toggle must switch to dark, where the figures
-    must switch to their dark twins; and back. Colour contrast (axe's slowest rule, and one
-    that depends on the theme's colour for each kind of element rather than on the page's
-    words) is checked in both palettes when ``contrast`` is true, else in neither.
-    ``screenshot`` (a path without suffix) saves ``<name>-light.png`` and ``<name>-dark.png``.
-    Reading comfort at 1280 px (:func:`reading_problems`; ``concept``: hold the page to the
-    core budget), figures opening full-screen, and on the home page the start link.
+    Light (the default): loading, requests, no maths or diagram script, maths, diagrams,
+    copy buttons, images, axe (WCAG 2 A/AA), figures. Then the header's toggle must switch
+    to dark, where the figures must switch to their dark twins; and back. Colour contrast
+    (axe's slowest rule, and one that depends on the theme's colour for each kind of
+    element rather than on the page's words) is checked in both palettes when ``contrast``
+    is true, else in neither. ``screenshot`` (a path without suffix) saves
+    ``<name>-light.png`` and ``<name>-dark.png`` (and ``<name>-phone.png``). Reading comfort
+    at 1280 px (:func:`reading_problems`; ``concept``: hold the page to the core budget),
+    figures opening full-screen, and on the home page the start link. ``phone``: then the
+    same page, narrowed to a phone's screen (:func:`phone_problems`), as check "phone".
     """
     allowed = list(allowed)
     visit = open_page(context, base, path)
     try:
         weight = visit.weight(site)
         found: dict[str, list[str]] = {}
+        found["scripts"] = render_script_problems(visit)
         found["maths"] = math_problems(visit)
         found["diagrams"] = diagram_problems(visit)
         found["copy buttons"] = copy_button_problems(visit)
@@ -697,10 +838,17 @@ def audit(context, base: str, path: str, *, site: str | Path | None = None, allo
                 palette.append(f"the toggle did not switch back to the light scheme (now {scheme(visit)!r})")
             else:
                 palette += figure_problems(visit)
+        phone_read = None
+        if phone:
+            as_phone(visit)
+            phone_read, found["phone"] = phone_problems(visit)
+            if screenshot is not None:
+                shots.append(_screenshot(visit, screenshot, "phone"))
         # Last, so that they include whatever the interactions above caused.
         found["console"] = console_problems(visit)
         found["requests"] = request_problems(visit)
-        return Audit(visit.path, found, weight, list(visit.console_warnings), list(visit.requests), shots, read)
+        return Audit(visit.path, found, weight, list(visit.console_warnings), list(visit.requests), shots, read,
+                     phone_read)
     finally:
         visit.page.close()
 
@@ -771,13 +919,30 @@ _READING_JS = r"""async () => {
     const width = img.getBoundingClientRect().width;
     figures.push({src: img.getAttribute("src"), px: smallest * width / vbw, width});
   }
+  // Diagrams drawn at build time: inline SVGs with text (icons have none). Their smallest
+  // text as shown: its font size times the SVG's scale on screen.
+  const diagrams = [];
+  [...article.querySelectorAll("svg")].filter(svg => svg.querySelector("text")).forEach((svg, i) => {
+    if (!shown(svg)) return;
+    let smallest = Infinity;
+    for (const t of svg.querySelectorAll("text")) {
+      if (!t.textContent.trim()) continue;
+      const m = t.getScreenCTM();
+      const size = parseFloat(getComputedStyle(t).fontSize) * (m ? Math.hypot(m.a, m.b) : 1);
+      if (size > 0) smallest = Math.min(smallest, size);
+    }
+    if (smallest === Infinity) return;
+    const box = svg.getBoundingClientRect();
+    diagrams.push({diagram: i + 1, kind: "svg", px: smallest, width: box.width,
+                   room: (svg.parentElement || article).clientWidth});
+  });
   closedDetails.forEach(d => { d.open = false; });
   style.remove();
   // 3. The page as a whole must not scroll sideways (a wide table scrolls in its own box).
   const pageOverflow = Math.max(0, document.documentElement.scrollWidth - window.innerWidth);
   const fixedBoxes = [...article.querySelectorAll(".admonition.misconception")].length;
   return {words, programs, closed, openMisconceptions: openDetails, overflowing, figures, pageOverflow,
-          fixedBoxes};
+          fixedBoxes, diagrams};
 }"""
 
 
@@ -795,7 +960,7 @@ class Reading:
     figures: list[dict]             # each SVG figure: src, smallest text in CSS px, width
     page_overflow: int = 0          # how far the whole page scrolls sideways, in CSS px
     fixed_boxes: int = 0            # misconception boxes that cannot be collapsed (!!!)
-    diagrams: list[dict] = field(default_factory=list)  # each Mermaid diagram: smallest text px, width
+    diagrams: list[dict] = field(default_factory=list)  # each diagram: kind, smallest text px, width
 
     @property
     def smallest_figure_text(self) -> float | None:
@@ -806,7 +971,8 @@ def reading(visit: Visit, width: int) -> Reading:
     """Measure what a reader sees on an open page (its viewport ``width`` wide)."""
     r = visit.page.evaluate(_READING_JS)
     return Reading(visit.path, width, r["words"], r["programs"], r["closed"], r["openMisconceptions"],
-                   r["overflowing"], r["figures"], r["pageOverflow"], r["fixedBoxes"], diagram_text(visit))
+                   r["overflowing"], r["figures"], r["pageOverflow"], r["fixedBoxes"],
+                   r["diagrams"] + diagram_text(visit))
 
 
 def diagram_text(visit: Visit) -> list[dict]:
@@ -814,6 +980,8 @@ def diagram_text(visit: Visit) -> list[dict]:
     size of its stylesheet (edge labels, 12 px in Material's theme) times its rendered width
     over its natural (viewBox) width. Read through the DevTools protocol: Material draws the
     diagrams in closed shadow roots."""
+    if "mermaid" not in visit.html:
+        return []
     cdp = visit.cdp
     root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
     out = []
@@ -833,14 +1001,16 @@ def diagram_text(visit: Visit) -> list[dict]:
         if len(view) != 4 or float(view[2]) <= 0 or not sizes:
             continue
         scale = min(1.0, box["width"] / float(view[2]))
-        out.append({"diagram": i + 1, "px": min(sizes) * scale, "width": box["width"], "natural": float(view[2])})
+        out.append({"diagram": i + 1, "kind": "mermaid", "px": min(sizes) * scale, "width": box["width"], "natural": float(view[2])})
     return out
 
 
 DESKTOP, PHONE = 1280, 390
 # At 1280 px (both sidebars shown) Material's content column is 688 CSS px wide.
 MIN_FIGURE_TEXT_PX = 11.0
-# A diagram on a phone (390 px): its smallest text (edge labels) at least this; a diagram
+# A diagram drawn at build time (inline SVG): its smallest text at least MIN_FIGURE_TEXT_PX
+# at every width, phones included, and no wider than the column. A Mermaid diagram drawn in
+# the browser on a phone (390 px): its smallest text (edge labels) at least this; a diagram
 # drawn left to right shrinks below it and is drawn top-down instead.
 MIN_DIAGRAM_TEXT_PHONE_PX = 8.0
 # A concept page's core: what a reader sees without expanding anything.
@@ -852,8 +1022,9 @@ def reading_problems(r: Reading, *, concept: bool, code: bool = True) -> list[st
     """What makes a page hard to read at its width (``r.width``).
 
     At every width: misconception boxes collapsed on arrival (and collapsible), the page
-    itself never wider than the screen, diagram text at least :data:`MIN_FIGURE_TEXT_PX`
-    (1280 px) or :data:`MIN_DIAGRAM_TEXT_PHONE_PX` (phone). At 1280 px also: no code block scrolls sideways,
+    itself never wider than the screen, each diagram drawn at build time no wider than its
+    column and its text at least :data:`MIN_FIGURE_TEXT_PX`; Mermaid diagram text at least
+    :data:`MIN_FIGURE_TEXT_PX` (1280 px) or :data:`MIN_DIAGRAM_TEXT_PHONE_PX` (phone). At 1280 px also: no code block scrolls sideways,
     the smallest figure text at least :data:`MIN_FIGURE_TEXT_PX`, and, on a concept page
     (``concept``), a core of at most :data:`CORE_WORDS` words and :data:`CORE_PROGRAMS`
     programs. ``code=False`` (the API pages, whose source listings show the package's own
@@ -865,8 +1036,14 @@ def reading_problems(r: Reading, *, concept: bool, code: bool = True) -> list[st
     if r.page_overflow > 1:
         out.append(f"the page scrolls sideways by {r.page_overflow} px at {r.width} px wide")
     limit = MIN_FIGURE_TEXT_PX if r.width >= DESKTOP else MIN_DIAGRAM_TEXT_PHONE_PX
+    mermaid = [d for d in r.diagrams if d.get("kind", "mermaid") == "mermaid"]
+    drawn = [d for d in r.diagrams if d.get("kind") == "svg"]
     out += [f"Mermaid diagram {d['diagram']} shows text of {d['px']:.1f} px at {r.width} px (at least {limit}; "
-            f"it is {d['natural']:.0f} px wide: draw it top-down or narrower)" for d in r.diagrams if d["px"] < limit]
+            f"it is {d['natural']:.0f} px wide: draw it top-down or narrower)" for d in mermaid if d["px"] < limit]
+    out += [f"diagram {d['diagram']} shows text of {d['px']:.1f} px at {r.width} px (at least {MIN_FIGURE_TEXT_PX})"
+            for d in drawn if d["px"] < MIN_FIGURE_TEXT_PX - 0.05]
+    out += [f"diagram {d['diagram']} is {d['width']:.0f} px wide at {r.width} px, wider than its column "
+            f"({d['room']} px): it scrolls sideways (draw it narrower)" for d in drawn if d["width"] > d["room"] + 1]
     if r.width >= DESKTOP:
         out += [f"a code block scrolls sideways by {o['by']} px at {r.width} px: {o['line']!r}"
                 for o in r.overflowing if code]
@@ -908,8 +1085,9 @@ def lightbox_problems(visit: Visit) -> list[str]:
         twin = "#only-dark" if palette == DARK else "#only-light"
         boxed = [img for img in figures if (img.get_attribute("src") or "").endswith(twin)]
         if boxed:
-            boxed[0].evaluate("i => { for (let d = i.closest('details'); d; d = d.parentElement.closest('details'))"
-                              " d.open = true; }")
+            boxed[0].evaluate("i => { window.__gnOpened = []; for (let d = i.closest('details'); d;"
+                              " d = d.parentElement.closest('details')) if (!d.open) { d.open = true;"
+                              " window.__gnOpened.push(d); } }")
         shown = [img for img in boxed if img.is_visible()]
     if not shown:
         return out + ["no figure is visible in this palette"]
@@ -918,11 +1096,11 @@ def lightbox_problems(visit: Visit) -> list[str]:
     target.scroll_into_view_if_needed()
     target.click()
     state = None
-    for _ in range(40):
+    for _ in range(80):
         state = page.evaluate(_LIGHTBOX_OPEN_JS)
         if state and state["width"] > 0:
             break
-        page.wait_for_timeout(50)
+        page.wait_for_timeout(25)
     if not state or state["width"] <= 0:
         return out + [f"clicking figure {src} opened no full-screen view"]
     if state["src"].split("#")[0].rsplit("/", 1)[-1] != src.rsplit("/", 1)[-1]:
@@ -935,12 +1113,14 @@ def lightbox_problems(visit: Visit) -> list[str]:
         out.append(f"the full-screen view of {src} shows it at {state['width']:.0f}x{state['height']:.0f} px "
                    f"(natural {state['naturalWidth']}x{state['naturalHeight']}) on a {state['vw']}x{state['vh']} screen")
     page.keyboard.press("Escape")
-    for _ in range(40):
+    for _ in range(80):
         if not page.evaluate("() => !!document.querySelector('.glightbox-container')"):
             break
-        page.wait_for_timeout(50)
+        page.wait_for_timeout(25)
     else:
         out.append("Escape did not close the full-screen view")
+    # close again the boxes opened to show the figure (the page as the reader left it)
+    page.evaluate("() => { (window.__gnOpened || []).forEach(d => { d.open = false; }); window.__gnOpened = []; }")
     return out
 
 
@@ -968,20 +1148,38 @@ def start_link_problems(visit: Visit, target: str = "gpt-in-one-page/") -> list[
     return out
 
 
-PHONE_OPTIONS = {**CONTEXT_OPTIONS, "viewport": {"width": PHONE, "height": 844}, "has_touch": True}
+PHONE_VIEWPORT = {"width": PHONE, "height": 844}
+PHONE_OPTIONS = {**CONTEXT_OPTIONS, "viewport": PHONE_VIEWPORT, "has_touch": True}
+
+
+def as_phone(visit: Visit) -> None:
+    """Make an open page a phone's: its viewport 390 px wide, touch input, back at the top.
+    (The same load as at 1280 px: a reader who narrows the window gets the same layout as
+    one who opens the page on a phone; Material's layout depends on the width alone.)"""
+    visit.cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    visit.page.set_viewport_size(PHONE_VIEWPORT)
+    visit.page.evaluate("() => window.scrollTo(0, 0)")
+
+
+def phone_problems(visit: Visit) -> tuple[Reading, list[str]]:
+    """What a phone reader meets on an open page 390 px wide (:func:`as_phone`, or a
+    context made with :data:`PHONE_OPTIONS`): :func:`reading_problems` at that width, the
+    start link on the home page, figures opening full-screen on a tap. Code blocks may
+    scroll sideways here; what they show is recorded in the reading."""
+    read = reading(visit, PHONE)
+    found = reading_problems(read, concept=False)
+    if visit.path == "":
+        found += start_link_problems(visit)
+    found += lightbox_problems(visit)
+    return read, found
 
 
 def phone_audit(context, base: str, path: str, *, screenshot: Path | None = None) -> tuple[Reading, list[str]]:
     """Open one page in ``context`` (made with :data:`PHONE_OPTIONS`, 390 px wide) and check
-    what a phone reader meets: :func:`reading_problems` at that width, the start link on the
-    home page, figures opening full-screen on a tap."""
+    it as :func:`phone_problems` does. (The page tests check phones within :func:`audit`.)"""
     visit = open_page(context, base, path, cold=False)
     try:
-        read = reading(visit, PHONE)
-        found = reading_problems(read, concept=False)
-        if path == "":
-            found += start_link_problems(visit)
-        found += lightbox_problems(visit)
+        read, found = phone_problems(visit)
         if screenshot is not None:
             _screenshot(visit, screenshot, "phone")
         return read, found

@@ -4,8 +4,8 @@ One browser per test process (with pytest-xdist, one per worker that runs browse
 launched on first use; each page gets a fresh context (an empty cache, no stored palette).
 
 Artifacts go to ``test-artifacts/`` (CI uploads it): screenshots, page weights, the list of
-external links. The page weights measured by the workers are gathered at the end of the run
-into ``test-artifacts/page-weight.txt`` and printed.
+external links. The page weights and readings measured by the workers are gathered at the
+end of the run into ``test-artifacts/page-weight.txt`` and ``reading.txt``, and printed.
 """
 
 from __future__ import annotations
@@ -117,14 +117,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not weights:
         return
     home = next((w for w in weights if w.path == ""), None)
-    heaviest = max(weights, key=lambda w: w.transferred)
-    lines = ["Page weight, empty cache (bytes the browser received from the local server, which",
-             "does not compress; 'gzipped' estimates GitHub Pages, which gzips text):"]
+    ranked = sorted(weights, key=lambda w: -w.budgeted)
+    median = ranked[len(ranked) // 2]
+    index = max(w.search_index for w in weights)
+    kinds: dict[str, list[int]] = {}
+    for w in weights:
+        for kind, size in w.kinds.items():
+            kinds.setdefault(kind, []).append(size)
+    lines = ["Page weight: what a reader receives reading a page to its end with an empty cache, the search",
+             "index aside (bytes from the local server, which does not compress; 'gzipped' estimates GitHub",
+             "Pages, which gzips text). Budgets: home page 500,000 bytes, every page 1,000,000.",
+             f"  search index:  {index:,} bytes (loaded by every page, not counted below)"]
     if home is not None:
         lines.append(f"  home page:     {home.line()}")
-    lines.append(f"  heaviest page: {heaviest.line()}")
+    lines.append(f"  heaviest page: {ranked[0].line()}")
+    lines.append(f"  median page:   {median.line()}")
+    lines.append("  by kind (median over the pages that load it, pages):")
+    lines += [f"    {kind:<13} {sorted(v)[len(v) // 2]:>10,} bytes  ({len(v)} pages)"
+              for kind, v in sorted(kinds.items(), key=lambda kv: -sorted(kv[1])[len(kv[1]) // 2])]
+    lines.append(f"  largest responses of the heaviest page: {ranked[0].largest_line(8)}")
     lines.append("  every page:")
-    lines += [f"    {w.line()}" for w in sorted(weights, key=lambda w: -w.transferred)]
+    lines += [f"    {w.line()}" for w in ranked]
     text = "\n".join(lines) + "\n"
     (ARTIFACTS / "page-weight.txt").write_text(text, encoding="utf-8")
     terminalreporter.write_sep("-", "page weight (test-artifacts/page-weight.txt)")

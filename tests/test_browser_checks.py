@@ -8,8 +8,12 @@ untouched softmax page passes the same checks (and tests/test_browser.py runs al
 on every real page). The copies live in a copy of the build in a temporary directory, with
 their own local server: the build itself is never modified.
 
-Bases: the softmax page (formulas, a Mermaid diagram, figures, code blocks) where the fault
-needs them; else the small misconceptions page, which loads the same scripts but no Mermaid.
+Bases: the softmax page (formulas, a diagram, figures, code blocks) where the fault needs
+them; else the small misconceptions page (no formula, no diagram).
+
+Mermaid drawn in the browser is on its way out (diagrams are drawn at build time, as inline
+SVG): the tests that need Mermaid in the build are grouped under "Mermaid" below; delete
+them when the build no longer ships Mermaid.
 """
 
 from __future__ import annotations
@@ -27,18 +31,23 @@ pytestmark = [pytest.mark.site, pytest.mark.browser]
 RICH = "concepts/softmax/index.html"  # crafted copies go to concepts/<name>/ (same depth)
 SMALL = "misconceptions/index.html"  # crafted copies go to crafted-<name>/ (same depth)
 ARTICLE = '<article class="md-content__inner md-typeset">'
+# The maths and diagram scripts a page may still load (KaTeX, its auto-render, Mermaid).
+RENDER_SCRIPTS = re.compile(r'<script[^>]*src="[^"]*(katex|auto-render)[^"]*"[^>]*></script>'
+                            r'|<script type="module">import mermaid[^<]*</script>')
 
 
 @pytest.fixture(scope="module")
 def crafted(built_site: Path, tmp_path_factory):
-    """``(site directory, base URL, make)``; ``make(name, *edits, rich=False)`` writes a copy
-    of a page passed through the edits and returns its path."""
+    """``(site directory, base URL, make)``; ``make(name, *edits, rich=False, bare=False)``
+    writes a copy of a page passed through the edits and returns its path."""
     site = tmp_path_factory.mktemp("crafted") / "site"
     shutil.copytree(built_site, site)
     originals = {RICH: (site / RICH).read_text(encoding="utf-8"), SMALL: (site / SMALL).read_text(encoding="utf-8")}
 
-    def make(name: str, *edits, rich: bool = False) -> str:
+    def make(name: str, *edits, rich: bool = False, bare: bool = False) -> str:
         html = originals[RICH if rich else SMALL]
+        if bare:  # without the maths and diagram scripts, if the page still has any
+            html = RENDER_SCRIPTS.sub("", html)
         for edit in edits:
             before, html = html, edit(html)
             assert html != before, f"an edit of {name!r} changed nothing"
@@ -61,12 +70,12 @@ def module_context(chromium):
 
 @pytest.fixture
 def visit(crafted, browser_context):
-    """``visit(name, *edits, rich=False)``: open a crafted page (closed after the test)."""
+    """``visit(name, *edits, rich=False, bare=False)``: open a crafted page (closed after the test)."""
     _, base, make = crafted
     opened = []
 
-    def open_(name: str, *edits, rich: bool = False) -> browser.Visit:
-        v = browser.open_page(browser_context, base, make(name, *edits, rich=rich), timeout_s=15)
+    def open_(name: str, *edits, rich: bool = False, bare: bool = False) -> browser.Visit:
+        v = browser.open_page(browser_context, base, make(name, *edits, rich=rich, bare=bare), timeout_s=60)
         opened.append(v)
         return v
 
@@ -79,7 +88,7 @@ def visit(crafted, browser_context):
 def pristine(crafted, module_context):
     """The untouched softmax page, opened once for the tests that only look at it."""
     _, base, make = crafted
-    v = browser.open_page(module_context, base, make("pristine-view", rich=True), timeout_s=15)
+    v = browser.open_page(module_context, base, make("pristine-view", rich=True), timeout_s=60)
     yield v
     v.page.close()
 
@@ -102,7 +111,7 @@ def has(found: list[str], *words: str) -> bool:
 
 # -- loading: console, uncaught errors, requests, images ---------------------------------------
 
-def test_console_errors_failed_and_outside_requests_and_needless_mermaid_are_caught(visit):
+def test_console_errors_failed_and_outside_requests_and_render_scripts_are_caught(visit):
     v = visit("loading", insert(
         '<script>console.error("deliberate error")</script>'
         '<script>throw new Error("deliberate exception")</script>'
@@ -111,6 +120,7 @@ def test_console_errors_failed_and_outside_requests_and_needless_mermaid_are_cau
         '<p><img src="https://images.example.org/pixel.png" alt="A pixel from elsewhere"></p>'
         '<script type="module">import mermaid from "../assets/vendor/mermaid/mermaid.esm.min.mjs";'
         ' window.mermaid = mermaid;</script>'  # and no diagram
+        '<script src="../assets/vendor/katex/katex.min.js"></script>'
     ))
     console = browser.console_problems(v)
     assert has(console, "console error", "deliberate error"), console
@@ -124,6 +134,13 @@ def test_console_errors_failed_and_outside_requests_and_needless_mermaid_are_cau
     images = browser.image_problems(v)
     assert has(images, "no-such-figure.svg") and has(images, "pixel.png"), images
     assert has(browser.diagram_problems(v), "loads Mermaid", "no diagram")
+    scripts = browser.render_script_problems(v)
+    assert has(scripts, "maths or diagram script", "mermaid.esm.min.mjs", "katex.min.js"), scripts
+
+
+def test_a_page_without_render_scripts_passes_the_script_check(crafted, visit):
+    v = visit("bare", insert("<p>Plain.</p>"), bare=True)
+    assert browser.render_script_problems(v) == []
 
 
 def test_a_clean_page_has_no_loading_problem(pristine):
@@ -143,17 +160,16 @@ def test_broken_and_unrendered_maths_is_caught(visit):
         # what KaTeX leaves with throwOnError: false
         r'''<p><span class="katex-error" title="ParseError: KaTeX parse error: Expected '}'">\frac{1}{</span></p>'''
         r"<p>Stray delimiters: an unmatched \[ display and two dollars $$ alone.</p>"
-        r"<p>A good one: <span class='arithmatex'>\(e^{i\pi} + 1 = 0\)</span>.</p>"
+        # a formula rendered at build time: KaTeX's HTML inside the arithmatex wrapper
+        r"<p>A good one: <span class='arithmatex'><span class='katex'>e<sup>iπ</sup> + 1 = 0</span></span>.</p>"
     ))
-    console = browser.console_problems(v)
-    assert has(console, "KaTeX", "fraq"), console
     found = browser.math_problems(v)
     assert has(found, "not rendered by KaTeX", "fraq"), found
     assert has(found, "not rendered by KaTeX", r"\frac{a}{"), found
     assert has(found, "KaTeX error: ParseError"), found
     assert has(found, r"raw maths delimiter \[", "display"), found
     assert has(found, "raw maths delimiter $$", "two dollars"), found
-    assert not has(found, "e^{i"), found  # the good formula is rendered and not reported
+    assert not has(found, "iπ"), found  # the good formula is rendered and not reported
 
 
 def test_rendered_maths_passes(pristine):
@@ -161,28 +177,35 @@ def test_rendered_maths_passes(pristine):
     assert pristine.page.evaluate("() => document.querySelectorAll('.arithmatex .katex').length") > 10
 
 
-# -- diagrams ---------------------------------------------------------------------------------
+# -- diagrams drawn at build time (inline SVG) -----------------------------------------------
 
-def test_diagram_with_a_syntax_error_is_caught(visit):
-    v = visit("broken-diagram", replace('<pre class="mermaid"><code>flowchart TD', '<pre class="mermaid"><code>flowchart TD\n    A --> ((( B'),
-              rich=True)
-    assert has(browser.diagram_problems(v), "not rendered")
-    assert browser.console_problems(v)
-
-
-def test_diagram_without_its_library_is_caught(visit):
-    # Material then fetches Mermaid from a CDN: a request to another host, and no diagram.
-    v = visit("no-mermaid", replace('<script type="module">import mermaid from "../../assets/vendor/mermaid/mermaid.esm.min.mjs";'
-                                    ' window.mermaid = mermaid;</script>', ""), rich=True)
-    assert has(browser.request_problems(v), "another host", "mermaid")
-    assert browser.diagram_problems(v)
+def svg_diagram(width: int, *, text: str = "a step", style: str = "max-width:100%;height:auto",
+                role: str = ' role="img" aria-label="Diagram: a step."') -> str:
+    """A diagram as the build draws it: a container holding an inline SVG, 14 px text."""
+    return (f'<div class="gn-diagram"><svg xmlns="http://www.w3.org/2000/svg"{role} viewBox="0 0 {width} 60" '
+            f'width="{width}" height="60" style="{style}" font-size="14"><text x="20" y="30">{text}</text></svg></div>')
 
 
-def test_rendered_diagram_is_found_in_the_closed_shadow_root(pristine):
-    # Page scripts cannot see into it ...
-    assert pristine.page.evaluate("() => [...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot)") == [None]
-    # ... the DevTools protocol can, and the check finds the SVG.
-    assert browser.diagram_problems(pristine) == []
+def test_diagram_faults_are_caught(visit):
+    v = visit("inline-diagrams", insert(
+        '<div class="gn-diagram"></div>'                # drawn nothing
+        + svg_diagram(200, role="")                      # no role, no name
+        + svg_diagram(300, text="legible")               # sound
+        + svg_diagram(3000, text="shrunk")               # shrinks to the column: 14 * 688 / 3000 px
+        + svg_diagram(1000, text="wide", style="min-width:1000px")  # keeps its size: scrolls sideways
+    ))
+    found = browser.diagram_problems(v)
+    assert has(found, "diagram 1 has no <svg>"), found
+    assert has(found, "diagram 2", 'role="img"'), found
+    assert len(found) == 2, found  # the others are sound drawings
+    read = browser.reading(v, browser.DESKTOP)
+    drawn = {d["diagram"]: d for d in read.diagrams}
+    assert drawn[2]["px"] == pytest.approx(14, abs=0.1), drawn  # 300 px wide: shown at its size
+    assert drawn[3]["px"] < 4, drawn
+    problems = browser.reading_problems(read, concept=False)
+    assert has(problems, "diagram 3 shows text of", "at least 11"), problems
+    assert has(problems, "diagram 4 is 1000 px wide", "wider than its column"), problems
+    assert not has(problems, "diagram 1 ") and not has(problems, "diagram 2 "), problems
 
 
 # -- copy buttons -----------------------------------------------------------------------------
@@ -240,7 +263,7 @@ def test_axe_and_figure_faults_in_both_palettes_are_caught_and_only_listed_ones_
 def test_missing_toggle_is_caught(crafted, browser_context):
     site, base, make = crafted
     path = make("no-toggle", lambda html: re.sub(r'<form class="md-header__option" data-md-component="palette">.*?</form>',
-                                                 "", html, count=1, flags=re.S))
+                                                 "", html, count=1, flags=re.S), bare=True)
     result = browser.audit(browser_context, base, path, site=site)
     assert has(result.failed().get("light/dark", []), "did not switch to the dark scheme")
     assert set(result.failed()) == {"light/dark"}, result.report()  # every other check passed
@@ -262,18 +285,44 @@ def test_figures_switch_with_the_toggle(pristine):
 
 # -- weight and search ------------------------------------------------------------------------
 
-def test_weight_counts_every_byte_of_the_files_loaded(crafted, pristine):
+def test_weight_counts_every_byte_of_the_files_a_full_read_loads(crafted, pristine):
     site, base, _ = crafted
     weight = pristine.weight(site)
+    read = pristine.finished[: pristine.read]
     bodies = 0
-    for req in pristine.finished:
+    for req in read:
         rel = req.url[len(base):].split("?")[0].split("#")[0]
         f = site / rel / "index.html" if rel == "" or rel.endswith("/") else site / rel
         bodies += f.stat().st_size
-    assert weight.requests == len(pristine.finished) > 10
+    assert weight.requests == len(read) > 10
     # the bodies as on disk (the local server does not compress), plus some headers each
     assert bodies < weight.transferred < bodies + 1000 * weight.requests
     assert weight.gzip_estimate < weight.transferred
+    assert sum(weight.kinds.values()) == weight.transferred
+    index = (site / browser.SEARCH_INDEX).stat().st_size
+    assert index < weight.search_index < index + 1000  # counted apart, not in the budget
+    assert weight.budgeted == weight.transferred - weight.search_index
+    assert [u for u, _ in weight.resources].count(browser.SEARCH_INDEX) == 1
+    assert len(weight.resources) == weight.requests
+    assert [b for _, b in weight.resources] == sorted((b for _, b in weight.resources), reverse=True)
+
+
+def test_weight_counts_what_a_reader_scrolls_to_and_not_the_hidden_twin(visit):
+    v = visit("lazy", insert(
+        '<p><img loading="lazy" alt="far down" src="../figures/softmax-temperature.svg?far"'
+        ' style="margin-top: 9000px"></p>'  # loads when the reader gets there
+        '<p><img loading="lazy" alt="hidden" src="../figures/softmax-temperature-dark.svg?hidden"'
+        ' style="display: none"></p>'  # the other palette's twin: never shown in this one
+    ))
+    read = [r.url for r in v.finished[: v.read]]
+    assert any(u.endswith("?far") for u in read), read
+    assert not any(u.endswith("?hidden") for u in read), read
+    assert any(r.url.endswith("?hidden") for r in v.finished)  # loaded later, for the image check
+    weight = v.weight()
+    assert browser.budget_problems(weight, weight.budgeted) == []
+    over = browser.budget_problems(weight, 1000)
+    assert has(over, "crafted-lazy/ receives", f"{weight.budgeted:,} bytes", "over its budget of 1,000",
+               "Largest: ", "search index", "By kind: "), over
 
 
 def test_search_reports_a_page_it_does_not_find(pristine):
@@ -339,25 +388,28 @@ def test_a_figure_that_opens_nothing_is_caught(visit):
 
 
 def test_the_start_link_must_be_on_the_first_screen_and_lead_to_chapter_0(visit):
-    good = visit("start-good", insert('<p><a id="gn-start-here" href="../gpt-in-one-page/">Start here</a></p>'))
-    assert browser.start_link_problems(good) == []
-    late = visit("start-late", insert('<div style="height: 3000px"></div>'
-                                      '<p><a id="gn-start-here" href="../elsewhere/">Go</a></p>'))
-    found = browser.start_link_problems(late)
+    v = visit("start", insert('<div id="gn-spacer"></div><p><a id="gn-start-here" href="../gpt-in-one-page/">'
+                              'Start here</a></p>'))
+    assert browser.start_link_problems(v) == []
+    v.page.evaluate("""() => {  // pushed down a long way, leading elsewhere, saying something else
+      document.getElementById("gn-spacer").style.height = "3000px";
+      const a = document.getElementById("gn-start-here");
+      a.setAttribute("href", "../elsewhere/");
+      a.textContent = "Go";
+    }""")
+    found = browser.start_link_problems(v)
     assert has(found, "not on the first screen"), found
     assert has(found, "leads to", "elsewhere"), found
     assert has(found, "reads 'Go'"), found
-    assert browser.start_link_problems(visit("start-none", insert("<p>no link</p>"))) == ["no start link (#gn-start-here)"]
+    v.page.evaluate("() => document.getElementById('gn-start-here').remove()")
+    assert browser.start_link_problems(v) == ["no start link (#gn-start-here)"]
 
 
-WIDE_DIAGRAM = ('<pre class="mermaid"><code>flowchart LR\n    a["first step"] --> b["second step"] --> '
-                'c["third step"] --> d["fourth step"] --> e["fifth step"] --> f["sixth step"]</code></pre>')
-
-
-def test_phone_checks_catch_a_page_wider_than_the_screen_and_a_shrunken_diagram(crafted, chromium):
+def test_phone_checks_catch_a_page_wider_than_the_screen_and_a_diagram_too_small_or_too_wide(crafted, chromium):
     _, base, make = crafted
-    path = make("phone-wide", insert('<div style="width: 900px">wider than a phone</div>' + LONG_CODE + WIDE_DIAGRAM),
-                rich=True)
+    path = make("phone-wide", insert('<div style="width: 900px">wider than a phone</div>' + LONG_CODE
+                                     + svg_diagram(330, text="fits") + svg_diagram(700, text="shrinks")
+                                     + svg_diagram(600, text="scrolls", style="min-width:600px")))
     context = chromium.new_context(**browser.PHONE_OPTIONS)
     try:
         read, found = browser.phone_audit(context, base, path)
@@ -365,6 +417,57 @@ def test_phone_checks_catch_a_page_wider_than_the_screen_and_a_shrunken_diagram(
         context.close()
     assert read.width == browser.PHONE
     assert has(found, "the page scrolls sideways", "at 390 px"), found
-    assert has(found, "Mermaid diagram", "draw it top-down"), found
+    assert has(found, "diagram 2 shows text of", "at 390 px"), found
+    assert has(found, "diagram 3 is 600 px wide at 390 px", "wider than its column"), found
+    assert not has(found, "diagram 1 "), found
     assert not has(found, "code block"), found  # a code block may scroll inside itself on a phone
     assert read.overflowing  # but it is measured
+
+
+def test_a_page_narrowed_to_a_phone_is_checked_as_a_phone(crafted, browser_context):
+    """audit(phone=True) checks the page it loaded at 1280 px again at 390 px."""
+    site, base, make = crafted
+    path = make("narrowed", insert('<div style="width: 700px">wider than a phone</div>'), bare=True)
+    result = browser.audit(browser_context, base, path, site=site, contrast=False, phone=True)
+    assert set(result.failed()) == {"phone"}, result.report()  # 700 px fit at 1280 px
+    assert has(result.failed()["phone"], "the page scrolls sideways", "at 390 px"), result.report()
+    assert result.reading.width == browser.DESKTOP and result.phone_reading.width == browser.PHONE
+
+
+# -- Mermaid, drawn in the browser (delete when the build no longer ships it) ------------------
+
+def test_diagram_with_a_syntax_error_is_caught(visit):
+    v = visit("broken-diagram", replace('<pre class="mermaid"><code>flowchart TD', '<pre class="mermaid"><code>flowchart TD\n    A --> ((( B'),
+              rich=True)
+    assert has(browser.diagram_problems(v), "not rendered")
+    assert browser.console_problems(v)
+
+
+def test_diagram_without_its_library_is_caught(visit):
+    # Material then fetches Mermaid from a CDN: a request to another host, and no diagram.
+    v = visit("no-mermaid", replace('<script type="module">import mermaid from "../../assets/vendor/mermaid/mermaid.esm.min.mjs";'
+                                    ' window.mermaid = mermaid;</script>', ""), rich=True)
+    assert has(browser.request_problems(v), "another host", "mermaid")
+    assert browser.diagram_problems(v)
+
+
+def test_rendered_diagram_is_found_in_the_closed_shadow_root(pristine):
+    # Page scripts cannot see into it ...
+    assert pristine.page.evaluate("() => [...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot)") == [None]
+    # ... the DevTools protocol can, and the check finds the SVG.
+    assert browser.diagram_problems(pristine) == []
+
+
+WIDE_DIAGRAM = ('<pre class="mermaid"><code>flowchart LR\n    a["first step"] --> b["second step"] --> '
+                'c["third step"] --> d["fourth step"] --> e["fifth step"] --> f["sixth step"]</code></pre>')
+
+
+def test_phone_checks_catch_a_shrunken_mermaid_diagram(crafted, chromium):
+    _, base, make = crafted
+    path = make("phone-mermaid", insert(WIDE_DIAGRAM), rich=True)
+    context = chromium.new_context(**browser.PHONE_OPTIONS)
+    try:
+        _, found = browser.phone_audit(context, base, path)
+    finally:
+        context.close()
+    assert has(found, "Mermaid diagram", "draw it top-down"), found
