@@ -14,6 +14,7 @@ from gptnotes.attention import (
     causal_attention,
     causal_mask,
 )
+from gptnotes.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from gptnotes.bigram import (
     BigramLanguageModel,
     CountBigramModel,
@@ -62,7 +63,7 @@ from gptnotes.embedding import (
     train_next_token_embeddings,
 )
 from gptnotes.gpt import Block, FeedForward, GPTConfig, GPTLanguageModel, layer_norm
-from gptnotes.inspect import (
+from gptnotes.parameters import (
     count_parameters,
     format_millions,
     format_parameter_table,
@@ -71,19 +72,8 @@ from gptnotes.inspect import (
 )
 from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
-from gptnotes.training import (
-    Checkpoint,
-    CompileStatus,
-    TrainHistory,
-    TrainState,
-    compiled,
-    estimate_loss,
-    eval_mode,
-    load_checkpoint,
-    make_optimizer,
-    save_checkpoint,
-    train,
-)
+from gptnotes.speed import CompileStatus, compiled
+from gptnotes.training import TrainHistory, TrainState, estimate_loss, eval_mode, make_optimizer, train
 
 __version__ = "0.1.0"
 
