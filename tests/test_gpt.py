@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from torch import nn
 
 from gptnotes import (
-    layer_norm,
     Block,
     CausalSelfAttention,
     FeedForward,
@@ -20,6 +19,7 @@ from gptnotes import (
     GPTLanguageModel,
     MultiHeadAttention,
     causal_mask,
+    layer_norm,
 )
 
 NOTES_SIZES = dict(vocab_size=65, block_size=8, n_embd=64, n_head=4, n_layer=4)

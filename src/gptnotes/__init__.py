@@ -14,7 +14,6 @@ from gptnotes.attention import (
     causal_attention,
     causal_mask,
 )
-from gptnotes.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from gptnotes.bigram import (
     BigramLanguageModel,
     CountBigramModel,
@@ -45,8 +44,20 @@ from gptnotes.bitnet import (
     weight_memory_report,
     weight_quant,
 )
-from gptnotes.data import CharTokenizer, get_batch, load_corpus, load_text, train_val_split
-from gptnotes.distributed import DistributedContext, batch_rows, distributed_from_env, rank_and_world_size
+from gptnotes.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from gptnotes.data import (
+    CharTokenizer,
+    get_batch,
+    load_corpus,
+    load_text,
+    train_val_split,
+)
+from gptnotes.distributed import (
+    DistributedContext,
+    batch_rows,
+    distributed_from_env,
+    rank_and_world_size,
+)
 from gptnotes.embedding import (
     TOY_FEATURES,
     TOY_NEXT_WORD_TEXT,
@@ -63,6 +74,7 @@ from gptnotes.embedding import (
     train_next_token_embeddings,
 )
 from gptnotes.gpt import Block, FeedForward, GPTConfig, GPTLanguageModel, layer_norm
+from gptnotes.linear import Linear
 from gptnotes.parameters import (
     count_parameters,
     format_millions,
@@ -70,10 +82,16 @@ from gptnotes.parameters import (
     parameter_counts_by_module,
     parameter_table,
 )
-from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
 from gptnotes.speed import CompileStatus, compiled
-from gptnotes.training import TrainHistory, TrainState, estimate_loss, eval_mode, make_optimizer, train
+from gptnotes.training import (
+    TrainHistory,
+    TrainState,
+    estimate_loss,
+    eval_mode,
+    make_optimizer,
+    train,
+)
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gptnotes._checks import check_allocation, check_bool, check_nonnegative_int, check_positive_int
+from gptnotes._checks import (
+    check_allocation,
+    check_bool,
+    check_nonnegative_int,
+    check_positive_int,
+)
 from gptnotes.bigram import BigramLanguageModel
 from gptnotes.data import CharTokenizer
 from gptnotes.gpt import GPTConfig, GPTLanguageModel

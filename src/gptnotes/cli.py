@@ -38,11 +38,20 @@ from pathlib import Path
 
 import torch
 
+from gptnotes.checkpoint import (
+    check_checkpoint_target,
+    checkpoint_lock,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gptnotes.data import CharTokenizer, load_text, train_val_split
 from gptnotes.distributed import DistributedContext, distributed_from_env
 from gptnotes.gpt import ATTENTION_KINDS, GPTConfig, GPTLanguageModel
-from gptnotes.parameters import count_parameters, format_millions, format_parameter_table
-from gptnotes.checkpoint import check_checkpoint_target, checkpoint_lock, load_checkpoint, save_checkpoint
+from gptnotes.parameters import (
+    count_parameters,
+    format_millions,
+    format_parameter_table,
+)
 from gptnotes.speed import compiled
 from gptnotes.training import TrainState, train
 

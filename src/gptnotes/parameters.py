@@ -18,6 +18,9 @@ printable table:
 
 A parameter shared by two sub-modules (weight tying) is one tensor: it is listed and
 counted once, as `torch.nn.Module.parameters` does.
+
+The module is named for what it reads, a module's parameters (it was ``gptnotes.inspect``, a
+name it shared with the standard library's `inspect`).
 """
 
 from __future__ import annotations
