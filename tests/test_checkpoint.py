@@ -42,6 +42,16 @@ def test_checkpoint_round_trip(tmp_path):
     assert payload["vocab"] == tok.chars and payload["model_config"]["n_embd"] == 16
 
 
+
+def test_a_checkpoint_holds_the_parameters_not_the_lecture_masks_of_state_dict(tmp_path):
+    model = tiny_gpt()
+    assert any(k.endswith(".tril") for k in model.state_dict())  # for the lecture's code
+    save_checkpoint(tmp_path / "c.pt", model)
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert list(payload["model_state"]) == [n for n, _ in model.named_parameters()]
+    loaded = load_checkpoint(tmp_path / "c.pt").model
+    assert all(torch.equal(a, b) for a, b in zip(loaded.parameters(), model.parameters()))
+
 def test_checkpoint_without_state_or_tokenizer(tmp_path):
     model = BigramLanguageModel(5)
     save_checkpoint(tmp_path / "b.pt", model)
