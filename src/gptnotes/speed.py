@@ -123,9 +123,10 @@ def compiled(model: GPTLanguageModel) -> Iterator[CompileStatus]:
     gradients) stay eager. The model itself is not changed: after the block it runs eagerly
     again, its ``state_dict`` never changes, and a copy made inside the block runs eagerly.
 
-    The forward's input checks of shape and type are part of the graph (Dynamo turns them
-    into guards); the scan of the token ids for ids outside the vocabulary is left out of
-    it: [`gptnotes.train`][gptnotes.training.train] checked every id of the data before the first step.
+    The forward's input checks stay out of the graph (they ask
+    ``torch.compiler.is_compiling()``): [`gptnotes.train`][gptnotes.training.train] checked every token id of
+    the data before the first step, and the compiled call runs only for the shapes it was
+    compiled for (Dynamo's guards).
 
     Where ``torch.compile`` cannot work (no C++ compiler for Inductor on a CPU, no Triton for
     CUDA, an unsupported Python) or its first compilation fails, a `RuntimeWarning`
