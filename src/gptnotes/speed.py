@@ -125,8 +125,8 @@ def compiled(model: GPTLanguageModel) -> Iterator[CompileStatus]:
 
     The forward's input checks stay out of the graph (they ask
     ``torch.compiler.is_compiling()``): [`gptnotes.train`][gptnotes.training.train] checked every token id of
-    the data before the first step, and the compiled call runs only for the shapes it was
-    compiled for (Dynamo's guards).
+    the data before the first step, and Dynamo's guards check the shapes and types the graph
+    was compiled for (another shape compiles again).
 
     Where ``torch.compile`` cannot work (no C++ compiler for Inductor on a CPU, no Triton for
     CUDA, an unsupported Python) or its first compilation fails, a `RuntimeWarning`
