@@ -25,7 +25,8 @@ for three candidates:
 child processes, alternating ``before`` and ``now`` ``--rounds`` times; the ``now`` child
 alternates checks on and off inside itself. Each child reports the best time per call of
 each measurement (the least disturbed on a shared machine); the script keeps the best over all
-children and prints ratios. It needs ``git`` and the repository's history.
+children and prints ratios. It needs ``git`` and the repository's history. On a busy machine
+the ratios move by several per cent from run to run: run it on a quiet one.
 """
 
 from __future__ import annotations
@@ -49,25 +50,25 @@ ROOT = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------------------------------
 
 
-def _best_seconds(fn, min_time: float, reps: int = 3) -> float:
-    """Best seconds per call of ``fn``: ``reps`` timed runs of at least ``min_time`` seconds."""
+def _calls_for(fn, min_time: float) -> int:
+    """How many calls of ``fn`` take about ``min_time`` seconds."""
     fn()
     n = 1
-    while True:  # calls per timed run
+    while True:
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
-        if time.perf_counter() - t0 >= min_time / 4:
-            break
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_time / 4:
+            return max(1, int(n * min_time / elapsed))
         n *= 2
-    n = max(1, int(n * min_time / max(time.perf_counter() - t0, 1e-9)))
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
+
+
+def _seconds_per_call(fn, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
 
 
 def _measurements():
@@ -115,30 +116,36 @@ def _no_check(value, *args, **kwargs):
     return value
 
 
-def child(mode: str, min_time: float) -> None:
+def child(mode: str, min_time: float, reps: int = 6) -> None:
+    """Print ``{measurement: best seconds per call}``: ``reps`` timed runs of each candidate,
+    the candidates of the working tree (checks on, checks off) alternating run by run."""
     import torch
 
     torch.set_num_threads(1)
     fns = _measurements()
+    checks = _check_functions() if mode == "now" else []
+
+    def checks_off():
+        for module, attr, _ in checks:
+            setattr(module, attr, _no_check)
+
+    def checks_on():
+        for module, attr, real in checks:
+            setattr(module, attr, real)
+
+    variants = [("", checks_on)] + ([(" (no checks)", checks_off)] if mode == "now" else [])
     results = {}
-    if mode == "before":
-        for key, fn in fns.items():
-            results[key] = _best_seconds(fn, min_time)
-    else:
-        checks = _check_functions()
-        for key, fn in fns.items():
-            on = off = float("inf")
-            for _ in range(2):  # checks on, off, on, off: side by side
-                on = min(on, _best_seconds(fn, min_time))
-                for module, attr, _ in checks:
-                    setattr(module, attr, _no_check)
+    for key, fn in fns.items():
+        n = _calls_for(fn, min_time)
+        for _ in range(reps):
+            for suffix, switch in variants:
+                switch()
                 try:
-                    off = min(off, _best_seconds(fn, min_time))
+                    fn()  # one call after the switch, untimed
+                    s = _seconds_per_call(fn, n)
                 finally:
-                    for module, attr, real in checks:
-                        setattr(module, attr, real)
-            results[key] = on
-            results[key + " (no checks)"] = off
+                    checks_on()
+                results[key + suffix] = min(results.get(key + suffix, float("inf")), s)
     print(json.dumps(results))
 
 
