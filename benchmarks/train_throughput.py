@@ -61,14 +61,15 @@ from pathlib import Path
 import torch
 
 from gptnotes import GPTLanguageModel, compiled, make_optimizer
-from gptnotes.training import _keep_freed_memory, _train_step
+from gptnotes.speed import keep_freed_memory
+from gptnotes.training import _train_step
 
 from _machine import cpu_name  # benchmarks/_machine.py, beside this script
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.md"
 
 CONFIGS = {
-    # the notes' model with a longer context: per-operation overhead dominates
+    # the site's small model with a longer context: per-operation overhead dominates
     "small": dict(vocab_size=65, block_size=32, n_embd=64, n_head=4, n_layer=4, batch=16),
     # the lecture's final model, 10.8 M parameters: matrix products dominate
     "lecture": dict(vocab_size=65, block_size=256, n_embd=384, n_head=6, n_layer=6, batch=64),
@@ -133,13 +134,13 @@ class Rung:
 
     def steps(self, n: int) -> list[float]:
         """``n`` steps; with ``keep``, inside the memory setting that train() uses (then undone)."""
-        with _keep_freed_memory() if self.keep else contextlib.nullcontext():
+        with keep_freed_memory() if self.keep else contextlib.nullcontext():
             return [self.step() for _ in range(n)]
 
     def timed_steps(self, n: int) -> float:
         """Seconds per step over ``n`` steps. With ``keep``, one untimed step first fills the
         kept memory, as the earlier steps of a run do inside :func:`gptnotes.train`."""
-        with _keep_freed_memory() if self.keep else contextlib.nullcontext():
+        with keep_freed_memory() if self.keep else contextlib.nullcontext():
             if self.keep:
                 self.step()
             t0 = time.perf_counter()

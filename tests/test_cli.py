@@ -70,6 +70,13 @@ def test_train_then_generate_end_to_end(capsys, text_file, tmp_path):
     assert code == 0 and c.startswith("Before") and len(c.rstrip("\n")) == len("Before") + 5
 
 
+def test_cli_reports_a_diverging_run_in_one_line(capsys, text_file, tmp_path):
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--lr", "1e30", "--steps", "3",
+                        *TINY, *FAST)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("gptnotes train: error:") and "lower lr" in last and "Traceback" not in err
+
+
 def test_generate_needs_no_text_file(capsys, text_file, tmp_path):
     ckpt = tmp_path / "ckpt.pt"
     assert _run(capsys, "train", str(text_file), "--out", str(ckpt), "--steps", "2", *TINY, *FAST)[0] == 0
@@ -125,6 +132,17 @@ def test_bad_model_sizes(capsys, text_file):
     _assert_clean_error(code, err, "n_embd")
 
 
+def test_cli_refuses_a_folder_as_out_before_training(capsys, text_file, tmp_path):
+    for out in ("", str(tmp_path)):
+        code, _, err = _run(capsys, "train", str(text_file), "--out", out, "--steps", "2", *TINY, *FAST)
+        assert code == 2 and "--out must name a checkpoint file" in err and "Traceback" not in err
+
+
+def test_cli_checks_the_seed(capsys, text_file, tmp_path):
+    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--seed", str(2**70), *TINY, *FAST)
+    assert code == 2 and "--seed must be an integer from 0 to 2**63 - 1" in err
+
+
 def test_missing_and_corrupt_checkpoints(capsys, tmp_path):
     code, _, err = _run(capsys, "generate", str(tmp_path / "none.pt"))
     _assert_clean_error(code, err, "none.pt")
@@ -134,6 +152,21 @@ def test_missing_and_corrupt_checkpoints(capsys, tmp_path):
     _assert_clean_error(code, err, "bad.pt")
     code, _, err = _run(capsys, "train", str(bad), "--resume", "--out", str(tmp_path / "none.pt"))
     _assert_clean_error(code, err)
+
+
+def test_cli_generate_and_resume_from_damaged_checkpoints(capsys, text_file, tmp_path):
+    ckpt = str(tmp_path / "c.pt")
+    assert _run(capsys, "train", str(text_file), "--out", ckpt, "--steps", "2", *TINY, *FAST)[0] == 0
+    assert _run(capsys, "generate", ckpt, "--tokens", "5", "--temperature", "1e-45", "--seed", "0")[0] == 0
+    payload = torch.load(ckpt, weights_only=True)
+    payload["extra"] = {"batch_size": "16"}
+    torch.save(payload, ckpt)
+    code, _, err = _run(capsys, "train", str(text_file), "--out", ckpt, "--resume", "--steps", "1", "--no-progress")
+    assert code == 2 and "not a positive integer" in err
+    del payload["extra"]
+    torch.save(payload, ckpt)
+    code, _, err = _run(capsys, "generate", ckpt, "--tokens", "5")
+    assert code == 2 and "damaged" in err and "Traceback" not in err
 
 
 def test_prompt_with_unknown_characters(capsys, text_file, tmp_path):
@@ -182,45 +215,6 @@ def test_compile_without_a_compiler_trains_as_usual(capsys, text_file, tmp_path)
     assert a.state.history.losses == b.state.history.losses
     for (n, p), q in zip(a.model.named_parameters(), b.model.parameters()):
         assert torch.equal(p, q), n
-
-
-# ---------------------------------------------------------------------------------------
-# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
-# silently with NaN or an empty tensor)
-# ---------------------------------------------------------------------------------------
-
-
-def test_cli_refuses_a_folder_as_out_before_training(capsys, text_file, tmp_path):
-    for out in ("", str(tmp_path)):
-        code, _, err = _run(capsys, "train", str(text_file), "--out", out, "--steps", "2", *TINY, *FAST)
-        assert code == 2 and "--out must name a checkpoint file" in err and "Traceback" not in err
-
-
-def test_cli_reports_a_diverging_run_in_one_line(capsys, text_file, tmp_path):
-    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--lr", "1e30", "--steps", "3",
-                        *TINY, *FAST)
-    last = err.strip().splitlines()[-1]
-    assert code == 2 and last.startswith("gptnotes train: error:") and "lower lr" in last and "Traceback" not in err
-
-
-def test_cli_checks_the_seed(capsys, text_file, tmp_path):
-    code, _, err = _run(capsys, "train", str(text_file), "--out", str(tmp_path / "c.pt"), "--seed", str(2**70), *TINY, *FAST)
-    assert code == 2 and "--seed must be an integer from 0 to 2**63 - 1" in err
-
-
-def test_cli_generate_and_resume_from_damaged_checkpoints(capsys, text_file, tmp_path):
-    ckpt = str(tmp_path / "c.pt")
-    assert _run(capsys, "train", str(text_file), "--out", ckpt, "--steps", "2", *TINY, *FAST)[0] == 0
-    assert _run(capsys, "generate", ckpt, "--tokens", "5", "--temperature", "1e-45", "--seed", "0")[0] == 0
-    payload = torch.load(ckpt, weights_only=True)
-    payload["extra"] = {"batch_size": "16"}
-    torch.save(payload, ckpt)
-    code, _, err = _run(capsys, "train", str(text_file), "--out", ckpt, "--resume", "--steps", "1", "--no-progress")
-    assert code == 2 and "not a positive integer" in err
-    del payload["extra"]
-    torch.save(payload, ckpt)
-    code, _, err = _run(capsys, "generate", ckpt, "--tokens", "5")
-    assert code == 2 and "damaged" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------

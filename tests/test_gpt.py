@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from torch import nn
 
 from gptnotes import (
-    layer_norm,
     Block,
     CausalSelfAttention,
     FeedForward,
@@ -20,6 +19,7 @@ from gptnotes import (
     GPTLanguageModel,
     MultiHeadAttention,
     causal_mask,
+    layer_norm,
 )
 
 NOTES_SIZES = dict(vocab_size=65, block_size=8, n_embd=64, n_head=4, n_layer=4)
@@ -181,7 +181,7 @@ def test_same_seed_gives_the_weights_of_a_torch_nn_model():
 def test_logits_equal_the_torch_nn_reference(seed):
     ours = _gpt(seed)
     ref = _RefGPT(11, 8, 16, 4, 2)
-    ref.load_state_dict(ours.state_dict())
+    ref.load_state_dict(dict(ours.named_parameters()))  # its heads build their masks inline
     idx = torch.randint(11, (3, 8), generator=torch.Generator().manual_seed(seed))
     assert torch.allclose(ours(idx)[0], ref(idx), atol=1e-5)
 
@@ -344,6 +344,18 @@ def test_dropout_zero_makes_train_and_eval_identical():
     assert torch.equal(noisy(idx)[0], noisy(idx)[0])
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+@pytest.mark.parametrize("attention", ["heads", "fused"])
+def test_token_ids_of_any_integer_dtype_are_taken_as_long(dtype, attention):
+    model = _gpt(attention=attention)
+    ids, nxt = torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]])
+    _, want = model(ids, nxt)
+    _, got = model(ids.to(dtype), nxt.to(dtype))
+    assert torch.equal(got, want)
+    out = model.generate(ids.to(dtype), 2, generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.long and out.shape == (1, 5)
+
+
 # --- fused fast path -----------------------------------------------------------------------
 
 
@@ -424,6 +436,17 @@ def test_attention_maps_match_the_heads():
     assert torch.allclose(model.to_fused().attention_maps(idx), maps, atol=1e-5)
 
 
+def test_generate_at_a_tiny_temperature_takes_the_argmax():
+    model = _gpt().eval()
+    idx = torch.tensor([[1, 2]])
+    out = model.generate(idx, 3, temperature=1e-45)  # 1 / T overflows float32: no error
+    greedy = idx
+    with torch.no_grad():
+        for _ in range(3):
+            greedy = torch.cat((greedy, model(greedy)[0][:, -1].argmax(-1, keepdim=True)), dim=1)
+    assert torch.equal(out, greedy)
+
+
 # --- errors --------------------------------------------------------------------------------
 
 
@@ -494,6 +517,32 @@ def test_fused_attention_calls_its_layers_so_that_they_can_be_replaced():
     assert calls == [1] and not torch.allclose(before, after, atol=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(0, 3), (1, 0)])
+def test_an_empty_batch_is_refused_not_answered_with_nan(shape):
+    empty = torch.zeros(shape, dtype=torch.long)
+    with pytest.raises(ValueError, match="idx"):
+        _gpt()(empty, empty)
+    with pytest.raises(ValueError, match="idx"):
+        _gpt().generate(empty, 2)
+
+
+def test_the_model_checks_its_input_once_and_the_blocks_do_not(monkeypatch):
+    # Checks at the edge: forward checks idx and targets; a block receives what the model
+    # made of them and checks nothing again (the count was 107 check calls per forward).
+    import gptnotes.gpt as gpt
+
+    calls = []
+    for name in ("check_token_ids", "check_targets", "check_float_tensor"):
+        real = getattr(gpt, name)
+        monkeypatch.setattr(gpt, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    model = GPTLanguageModel(**NOTES_SIZES)
+    idx = torch.randint(65, (2, 8))
+    model(idx, idx)
+    assert calls == ["check_token_ids", "check_targets"]
+    with pytest.raises(RuntimeError):  # a block alone on a wrong x: its layer norm says so
+        Block(8, 2, 4)(torch.randn(1, 3, 5))
+
+
 # ---------------------------------------------------------------------------------------
 # layer_norm from scratch against torch.nn.LayerNorm
 # ---------------------------------------------------------------------------------------
@@ -560,55 +609,6 @@ def test_layer_norm_errors_name_the_argument():
         layer_norm(x, eps="1e-5")
 
 
-# ---------------------------------------------------------------------------------------
-# Bad input found by an audit of the public API (it failed deep in PyTorch or answered
-# silently with NaN or an empty tensor)
-# ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
-@pytest.mark.parametrize("attention", ["heads", "fused"])
-def test_token_ids_of_any_integer_dtype_are_taken_as_long(dtype, attention):
-    model = _gpt(attention=attention)
-    ids, nxt = torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]])
-    _, want = model(ids, nxt)
-    _, got = model(ids.to(dtype), nxt.to(dtype))
-    assert torch.equal(got, want)
-    out = model.generate(ids.to(dtype), 2, generator=torch.Generator().manual_seed(0))
-    assert out.dtype == torch.long and out.shape == (1, 5)
-
-
-@pytest.mark.parametrize("shape", [(0, 3), (1, 0)])
-def test_an_empty_batch_is_refused_not_answered_with_nan(shape):
-    empty = torch.zeros(shape, dtype=torch.long)
-    with pytest.raises(ValueError, match="idx"):
-        _gpt()(empty, empty)
-    with pytest.raises(ValueError, match="idx"):
-        _gpt().generate(empty, 2)
-
-
-def test_generate_at_a_tiny_temperature_takes_the_argmax():
-    model = _gpt().eval()
-    idx = torch.tensor([[1, 2]])
-    out = model.generate(idx, 3, temperature=1e-45)  # 1 / T overflows float32: no error
-    greedy = idx
-    with torch.no_grad():
-        for _ in range(3):
-            greedy = torch.cat((greedy, model(greedy)[0][:, -1].argmax(-1, keepdim=True)), dim=1)
-    assert torch.equal(out, greedy)
-
-
-@pytest.mark.parametrize("x, error, word", [
-    (torch.randn(1, 3, 5), ValueError, "n_embd=8"),
-    (torch.ones(1, 3, 8, dtype=torch.long), TypeError, "floating-point"),
-    (torch.randn(1, 9, 8), ValueError, "block_size=4"),
-    (torch.randn(3, 8), ValueError, "3-D"),
-])
-def test_a_block_checks_its_input_before_the_layer_norm(x, error, word):
-    with pytest.raises(error, match=word):
-        Block(8, 2, 4)(x)
-
-
 # --- issue 14 ------------------------------------------------------------------------------
 
 
@@ -639,3 +639,147 @@ def test_item3_config_attention_is_a_plain_str():
     import numpy as np
 
     assert type(GPTConfig(attention=np.str_("fused")).attention) is str
+
+
+# --- the lecture's checkpoints -------------------------------------------------------------
+# A re-creation of the classes of the lecture's gpt.py (karpathy/ng-video-lecture), with its
+# globals (n_embd, block_size, dropout, ...) made arguments. Its Head registers its causal mask
+# as a persistent float buffer, so its state_dict has a "...heads.M.tril" entry per head.
+
+
+class LectureHead(nn.Module):
+    def __init__(self, n_embd, head_size, block_size, dropout):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        k = self.key(x)
+        q = self.query(x)
+        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        wei = F.softmax(wei, dim=-1)
+        wei = self.dropout(wei)
+        v = self.value(x)
+        return wei @ v
+
+
+class LectureMultiHeadAttention(nn.Module):
+    def __init__(self, n_embd, num_heads, head_size, block_size, dropout):
+        super().__init__()
+        self.heads = nn.ModuleList([LectureHead(n_embd, head_size, block_size, dropout) for _ in range(num_heads)])
+        self.proj = nn.Linear(head_size * num_heads, n_embd)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        out = torch.cat([h(x) for h in self.heads], dim=-1)
+        return self.dropout(self.proj(out))
+
+
+class LectureFeedFoward(nn.Module):  # sic: the lecture's spelling
+    def __init__(self, n_embd, dropout):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd), nn.ReLU(), nn.Linear(4 * n_embd, n_embd), nn.Dropout(dropout)
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class LectureBlock(nn.Module):
+    def __init__(self, n_embd, n_head, block_size, dropout):
+        super().__init__()
+        head_size = n_embd // n_head
+        self.sa = LectureMultiHeadAttention(n_embd, n_head, head_size, block_size, dropout)
+        self.ffwd = LectureFeedFoward(n_embd, dropout)
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.ln2 = nn.LayerNorm(n_embd)
+
+    def forward(self, x):
+        x = x + self.sa(self.ln1(x))
+        return x + self.ffwd(self.ln2(x))
+
+
+class LectureGPTLanguageModel(nn.Module):
+    """The lecture's model (``BigramLanguageModel`` in the video's version of gpt.py)."""
+
+    def __init__(self, vocab_size, block_size, n_embd, n_head, n_layer, dropout=0.0, init_weights=True):
+        super().__init__()
+        self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
+        self.position_embedding_table = nn.Embedding(block_size, n_embd)
+        self.blocks = nn.Sequential(*[LectureBlock(n_embd, n_head, block_size, dropout) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab_size)
+        if init_weights:  # added to the lecture's repository after the video
+            self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx, targets=None):
+        B, T = idx.shape
+        tok_emb = self.token_embedding_table(idx)
+        pos_emb = self.position_embedding_table(torch.arange(T))
+        x = self.ln_f(self.blocks(tok_emb + pos_emb))
+        logits = self.lm_head(x)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        return logits, F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
+
+
+def test_the_lecture_state_dict_has_a_mask_per_head_and_otherwise_our_names():
+    torch.manual_seed(0)
+    lecture = LectureGPTLanguageModel(**NOTES_SIZES)
+    ours = GPTLanguageModel(**NOTES_SIZES)
+    theirs, mine = lecture.state_dict(), ours.state_dict()
+    masks = [k for k in theirs if k.endswith(".tril")]
+    assert len(masks) == 16 and set(theirs) == set(mine)
+    assert [k for k in theirs if k not in masks] == [k for k in mine if k not in masks] == [
+        n for n, _ in _notes_listing()]
+    assert len({id(mine[k]) for k in masks}) == 1  # one tensor for all heads: saved once
+    assert all(torch.equal(mine[k], theirs[k]) and mine[k].dtype == theirs[k].dtype for k in masks)
+
+
+@pytest.mark.parametrize("init_weights", [True, False], ids=["N(0, 0.02) init", "PyTorch default init"])
+def test_a_lecture_checkpoint_loads_strictly_and_gives_the_same_logits(tmp_path, init_weights):
+    torch.manual_seed(1)
+    lecture = LectureGPTLanguageModel(**NOTES_SIZES, init_weights=init_weights).eval()
+    torch.save(lecture.state_dict(), tmp_path / "lecture.pt")
+    ours = GPTLanguageModel(**NOTES_SIZES)
+    ours.load_state_dict(torch.load(tmp_path / "lecture.pt", weights_only=True), strict=True)
+    idx = torch.randint(65, (3, 8), generator=torch.Generator().manual_seed(0))
+    (want, want_loss), (got, got_loss) = lecture(idx, idx), ours.eval()(idx, idx)
+    assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_loss, want_loss, atol=1e-6)
+
+
+def test_a_gptnotes_state_dict_loads_strictly_into_the_lecture_model(tmp_path):
+    ours = _gpt(vocab_size=65)
+    torch.save(ours.state_dict(), tmp_path / "ours.pt")
+    lecture = LectureGPTLanguageModel(65, 8, 16, 4, 2)
+    lecture.load_state_dict(torch.load(tmp_path / "ours.pt", weights_only=True), strict=True)
+    idx = torch.randint(65, (2, 8), generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(lecture(idx)[0], ours(idx)[0], atol=1e-5)
+
+
+def test_a_state_dict_without_the_masks_still_loads_and_a_wrong_mask_is_refused():
+    ours, other = _gpt(seed=1), _gpt(seed=2)
+    params_only = {n: p.detach() for n, p in other.named_parameters()}  # what gptnotes checkpoints hold
+    ours.load_state_dict(params_only, strict=True)
+    assert torch.equal(ours.lm_head.weight, other.lm_head.weight)
+    bad = other.state_dict()
+    bad["blocks.1.sa.heads.2.tril"] = torch.ones(8, 8)  # not causal
+    with pytest.raises(RuntimeError, match=r"blocks\.1\.sa\.heads\.2\.tril must be the causal mask"):
+        ours.load_state_dict(bad)
+    fused = _gpt().to_fused()  # one c_attn per block, no heads: no masks either way
+    assert not [k for k in fused.state_dict() if k.endswith(".tril")]

@@ -45,8 +45,20 @@ from gptnotes.bitnet import (
     weight_memory_report,
     weight_quant,
 )
-from gptnotes.data import CharTokenizer, get_batch, load_corpus, load_text, train_val_split
-from gptnotes.distributed import DistributedContext, batch_rows, distributed_from_env, rank_and_world_size
+from gptnotes.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from gptnotes.data import (
+    CharTokenizer,
+    get_batch,
+    load_corpus,
+    load_text,
+    train_val_split,
+)
+from gptnotes.distributed import (
+    DistributedContext,
+    batch_rows,
+    distributed_from_env,
+    rank_and_world_size,
+)
 from gptnotes.embedding import (
     TOY_FEATURES,
     TOY_NEXT_WORD_TEXT,
@@ -63,26 +75,22 @@ from gptnotes.embedding import (
     train_next_token_embeddings,
 )
 from gptnotes.gpt import Block, FeedForward, GPTConfig, GPTLanguageModel, layer_norm
-from gptnotes.inspect import (
+from gptnotes.linear import Linear
+from gptnotes.parameters import (
     count_parameters,
     format_millions,
     format_parameter_table,
     parameter_counts_by_module,
     parameter_table,
 )
-from gptnotes.linear import Linear
 from gptnotes.sampling import sample_next_token, softmax, softmax_with_temperature
+from gptnotes.speed import CompileStatus, compiled
 from gptnotes.training import (
-    Checkpoint,
-    CompileStatus,
     TrainHistory,
     TrainState,
-    compiled,
     estimate_loss,
     eval_mode,
-    load_checkpoint,
     make_optimizer,
-    save_checkpoint,
     train,
 )
 

@@ -38,19 +38,22 @@ from pathlib import Path
 
 import torch
 
+from gptnotes.checkpoint import (
+    check_checkpoint_target,
+    checkpoint_lock,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gptnotes.data import CharTokenizer, load_text, train_val_split
 from gptnotes.distributed import DistributedContext, distributed_from_env
 from gptnotes.gpt import ATTENTION_KINDS, GPTConfig, GPTLanguageModel
-from gptnotes.inspect import count_parameters, format_millions, format_parameter_table
-from gptnotes.training import (
-    TrainState,
-    check_checkpoint_target,
-    checkpoint_lock,
-    compiled,
-    load_checkpoint,
-    save_checkpoint,
-    train,
+from gptnotes.parameters import (
+    count_parameters,
+    format_millions,
+    format_parameter_table,
 )
+from gptnotes.speed import compiled
+from gptnotes.training import TrainState, train
 
 __all__ = ["main"]
 
@@ -156,12 +159,20 @@ def _stop_at_step_end() -> Iterator[list]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _out_error(err: Exception) -> UserError:
+    """The error of gptnotes.checkpoint about its argument ``path``, told about ``--out``."""
+    text = str(err).replace("force=True, or --force on the command line", "--force")
+    return UserError("--out" + text.removeprefix("path") if text.startswith("path") else f"--out: {text}")
+
+
 def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
     out = Path(args.out)
-    if args.out == "" or out.is_dir():
-        raise UserError(f"--out must name a checkpoint file, got {args.out!r}, which is a folder")
-    if not out.parent.is_dir():
-        raise UserError(f"--out: the folder {str(out.parent)!r} does not exist")
+    real = None
+    if ctx.is_main:  # before anything is printed or loaded: the checkpoint can be written there
+        try:
+            real = check_checkpoint_target(out, force=args.force)
+        except (ValueError, OSError) as err:
+            raise _out_error(err) from None
     for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--save-every", args.save_every),
                           ("--eval-interval", args.eval_interval), ("--eval-iters", args.eval_iters)):
         if value is not None and value < 1:  # before anything is printed or loaded
@@ -175,10 +186,6 @@ def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
     if not ctx.is_main:
         _train_locked(args, ctx, out, text)
         return
-    try:
-        real = check_checkpoint_target(out, force=args.force)
-    except ValueError as err:
-        raise UserError("--out: " + str(err).removeprefix("path: ").replace("force=True, or --force on the command line", "--force")) from None
     with contextlib.suppress(OSError):
         if os.path.samefile(real, args.file):
             raise UserError(f"--out {args.out!r} is the training text {args.file!r}: it is never overwritten")
@@ -186,7 +193,7 @@ def _train(args: argparse.Namespace, ctx: DistributedContext) -> None:
         lock = checkpoint_lock(out)
         lock.__enter__()
     except OSError as err:
-        raise UserError("--out: " + str(err).removeprefix("path: ")) from None
+        raise _out_error(err) from None
     try:
         _train_locked(args, ctx, out, text)
     finally:

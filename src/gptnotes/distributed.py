@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from gptnotes._checks import check_nonnegative_int, check_positive_int
 
-__all__ = ["DistributedContext", "distributed_from_env", "batch_rows", "rank_and_world_size"]
+__all__ = ["DistributedContext", "distributed_from_env", "batch_rows", "rank_and_world_size", "data_parallel"]
 
 BACKENDS = ("gloo", "nccl")
 
@@ -208,3 +209,32 @@ def batch_rows(batch_size: int, rank: int, world_size: int) -> slice:
         )
     per_rank = batch_size // world_size
     return slice(rank * per_rank, (rank + 1) * per_rank)
+
+
+def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """Wrap ``model`` in `torch.nn.parallel.DistributedDataParallel` for the process group.
+
+    The wrapper copies rank 0's weights to every process when it is made, and during
+    ``backward()`` averages each gradient over the processes, so that every process takes the
+    same optimizer step. [`gptnotes.train`][gptnotes.training.train] calls it when the group has more than one
+    process. On a GPU the wrapper works on this process's device (``device_ids=[device.index]``).
+
+    Args:
+        model: The model to train, on ``device``.
+        device: This process's device (``DistributedContext.device``).
+
+    Returns:
+        The wrapper; ``wrapper.module`` is ``model``.
+
+    Raises:
+        RuntimeError: If no process group exists (from PyTorch).
+
+    Examples:
+        >>> from gptnotes.distributed import data_parallel, rank_and_world_size
+        >>> rank_and_world_size()                 # no torchrun here: train() does not wrap
+        (0, 1)
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)

@@ -8,9 +8,12 @@ With ``vocab_size=65, block_size=8, n_embd=64, n_head=4, n_layer=4`` the paramet
 exactly those of the lecture's model (``token_embedding_table.weight [65, 64]`` …
 ``lm_head.bias [65]``), 208,193 in all.
 
-All weights keep PyTorch's default initialisation, as in the lecture's code: embeddings
-N(0, 1), linear layers uniform in ±1/sqrt(fan_in) ([`Linear`][gptnotes.linear.Linear] draws exactly
-as `torch.nn.Linear`), layer norms weight 1 and bias 0.
+All weights keep PyTorch's default initialisation, as the lecture's ``gpt.py`` does in the
+video: embeddings N(0, 1), linear layers uniform in ±1/sqrt(fan_in) ([`Linear`][gptnotes.linear.Linear] draws
+exactly as `torch.nn.Linear`), layer norms weight 1 and bias 0. (The ``gpt.py`` in the
+lecture's repository today adds, after the video, an N(0, 0.02) initialisation of every linear
+and embedding weight, with zero biases.) A ``state_dict`` of the lecture's model loads into
+[`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel], and one of it into the lecture's model.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ from gptnotes._checks import (
     check_allocation,
     check_eps,
     check_float_tensor,
+    check_nonnegative_int,
+    check_positive_finite,
     check_positive_int,
     check_probability,
     check_targets,
     check_token_ids,
 )
-from gptnotes.attention import CausalSelfAttention, MultiHeadAttention, _check_input
-from gptnotes.bigram import _generate
+from gptnotes.attention import CausalSelfAttention, MultiHeadAttention
 from gptnotes.linear import Linear
+from gptnotes.sampling import sample_next_token
 
 __all__ = ["layer_norm", "FeedForward", "Block", "GPTConfig", "GPTLanguageModel"]
 
@@ -177,7 +182,11 @@ class Block(nn.Module):
             default) or ``"fused"`` ([`CausalSelfAttention`][gptnotes.attention.CausalSelfAttention]).
 
     Shape:
-        - x: ``(B, T, C)``; output: ``(B, T, C)``.
+        - x: ``(B, T, C)`` with ``T <= block_size``; output: ``(B, T, C)``.
+
+    ``forward`` does not check ``x``: inside [`GPTLanguageModel`][gptnotes.gpt.GPTLanguageModel] it
+    receives what the model made from checked token ids, and checking every block's input again
+    would only cost time. Its layers raise on an ``x`` of the wrong size.
 
     Attributes:
         sa: The attention layer.
@@ -185,11 +194,9 @@ class Block(nn.Module):
         ln1, ln2: `torch.nn.LayerNorm` over C.
 
     Raises:
-        TypeError: If a size is not an integer; in ``forward``, if ``x`` is not a
-            floating-point tensor.
+        TypeError: If a size is not an integer.
         ValueError: If ``n_embd`` is not divisible by ``n_head``, a size is not positive, or
-            ``attention`` is unknown; in ``forward``, if ``x`` is not ``(B, T, n_embd)`` with
-            ``T <= block_size``.
+            ``attention`` is unknown.
 
     Examples:
         >>> import torch
@@ -216,17 +223,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.sa.n_embd, self.sa.block_size)  # before the layer norm sees it
         x = x + self.sa(self.ln1(x))  # (B, T, C)
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
         return x
-
-
-def _call_forward(
-    model: GPTLanguageModel, idx: torch.Tensor, targets: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run the tensor part of ``model.forward``: what [`gptnotes.compiled`][gptnotes.training.compiled] swaps for a ``torch.compile``-d function."""
-    return model._forward(idx, targets)  # (B, T, V), loss
 
 
 def _check_divisible(n_embd: int, n_head: int) -> None:
@@ -239,6 +238,44 @@ def _check_divisible(n_embd: int, n_head: int) -> None:
 def _check_attention(attention: object) -> None:
     if attention not in ATTENTION_KINDS:
         raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+
+
+def _lecture_mask_keys(model: GPTLanguageModel, prefix: str) -> list[str]:
+    """The state_dict keys of the lecture's causal masks, one per head ("heads" attention only)."""
+    return [
+        f"{prefix}blocks.{i}.sa.heads.{j}.tril"
+        for i, block in enumerate(model.blocks)
+        if isinstance(block.sa, MultiHeadAttention)
+        for j in range(len(block.sa.heads))
+    ]
+
+
+def _add_lecture_masks(model: GPTLanguageModel, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    """state_dict post-hook: add the lecture's ``tril`` entries, one tensor shared by all heads
+    (``torch.save`` stores it once)."""
+    keys = _lecture_mask_keys(model, prefix)
+    if keys:
+        T = model.config.block_size
+        tril = torch.tril(torch.ones(T, T, device=model.lm_head.weight.device))  # the lecture's float mask
+        for key in keys:
+            state_dict[key] = tril
+
+
+def _take_lecture_masks(
+    model: GPTLanguageModel, state_dict: dict, prefix: str, local_metadata: dict, strict: bool,
+    missing_keys: list, unexpected_keys: list, error_msgs: list,
+) -> None:
+    """load_state_dict pre-hook: check and drop the lecture's ``tril`` entries (absent from the
+    package's own checkpoints: the masks are constants, rebuilt by every Head)."""
+    T = model.config.block_size
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    for key in _lecture_mask_keys(model, prefix):
+        if key not in state_dict:
+            continue
+        value = state_dict.pop(key)
+        if not (isinstance(value, torch.Tensor) and tuple(value.shape) == (T, T) and torch.equal(value.cpu() != 0, mask)):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            error_msgs.append(f"{key} must be the causal mask torch.tril(torch.ones({T}, {T})) of block_size={T}, got {shape}")
 
 
 @dataclass
@@ -308,6 +345,14 @@ class GPTLanguageModel(nn.Module):
     at most ``block_size`` tokens per sequence and [`generate`][gptnotes.gpt.GPTLanguageModel.generate] feeds only the last
     ``block_size`` tokens.
 
+    The ``state_dict`` is the lecture's, name for name: with ``attention="heads"`` it also
+    holds each head's causal mask ``blocks.N.sa.heads.M.tril`` (one shared
+    ``torch.tril(torch.ones(block_size, block_size))``, which the lecture's ``Head`` registers
+    as a buffer), so that ``load_state_dict(..., strict=True)`` works both ways: a model trained
+    with the lecture's ``gpt.py`` loads into this class, and this one into the lecture's.
+    Loading checks those masks and drops them (every head has its own); a ``state_dict``
+    without them loads too.
+
     Args:
         vocab_size: V.
         block_size: The longest context, in tokens.
@@ -332,9 +377,12 @@ class GPTLanguageModel(nn.Module):
         lm_head: [`Linear`][gptnotes.linear.Linear] ``(C -> V)`` with bias.
 
     Raises:
-        TypeError: If a size is not an integer.
+        TypeError: If a size is not an integer; in ``forward``, if ``idx`` or ``targets`` is
+            not an integer tensor.
         ValueError: If a size is not positive, ``n_embd % n_head != 0``, ``dropout`` is not in
-            ``[0, 1)`` or ``attention`` is unknown.
+            ``[0, 1)`` or ``attention`` is unknown; in ``forward``, if ``idx`` is not 2-D,
+            longer than ``block_size``, empty, or holds ids outside the vocabulary, or
+            ``targets`` has another shape or bad ids.
 
     Examples:
         >>> import torch
@@ -377,9 +425,10 @@ class GPTLanguageModel(nn.Module):
         )
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = Linear(cfg.n_embd, cfg.vocab_size)
-        # How forward runs its tensor operations once the inputs are checked: a plain call,
-        # or (inside ``gptnotes.compiled(model)``) a torch.compile-d function.
-        self._run_forward = _call_forward
+        # The lecture's Head keeps its causal mask in the state_dict ("...heads.M.tril");
+        # these hooks write and read those entries, so that checkpoints go both ways.
+        self.register_state_dict_post_hook(_add_lecture_masks)
+        self.register_load_state_dict_pre_hook(_take_lecture_masks)
 
     @classmethod
     def from_config(cls, config: GPTConfig) -> GPTLanguageModel:
@@ -401,6 +450,8 @@ class GPTLanguageModel(nn.Module):
         return cls(**asdict(config))
 
     def _check_idx(self, idx: object) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # inside gptnotes.compiled: train checked the data once
+            return idx
         idx = check_token_ids(idx, self.config.vocab_size, "idx", ndim=2)
         if idx.shape[0] == 0:
             raise ValueError(f"idx must hold at least one sequence, got shape {tuple(idx.shape)}")
@@ -416,6 +467,9 @@ class GPTLanguageModel(nn.Module):
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         """Return token embedding + position embedding, the input of the first block.
+
+        The first lines of [`forward`][gptnotes.gpt.GPTLanguageModel.forward], on their own, for pictures of
+        what the first block receives.
 
         Args:
             idx: ``(B, T)`` token ids, ``T <= block_size``.
@@ -442,9 +496,6 @@ class GPTLanguageModel(nn.Module):
             False
         """
         idx = self._check_idx(idx)
-        return self._embed(idx)
-
-    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         T = idx.shape[1]
         tok_emb = self.token_embedding_table(idx)  # (B, T, C)
         pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
@@ -455,22 +506,15 @@ class GPTLanguageModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return the next-token logits of every position, and the loss if targets are given.
 
+        The inputs are checked here, once; the blocks inside do not check again.
+
         Args:
             idx: ``(B, T)`` token ids, ``1 <= T <= block_size``.
             targets: Optional ``(B, T)`` ids of the next tokens.
 
-        Shape:
-            - idx, targets: ``(B, T)``.
-            - logits: ``(B, T, V)``; loss: a scalar.
-
         Returns:
             ``(logits, loss)``: logits ``(B, T, V)``; loss the mean cross-entropy over the
             ``B * T`` positions, or ``None``.
-
-        Raises:
-            TypeError: If ``idx`` or ``targets`` is not an integer tensor.
-            ValueError: If ``idx`` is not 2-D, longer than ``block_size``, empty, or holds ids
-                outside the vocabulary; if ``targets`` has another shape or bad ids.
 
         Examples:
             >>> import torch
@@ -482,25 +526,22 @@ class GPTLanguageModel(nn.Module):
             ((1, 3, 5), ())
         """
         idx = self._check_idx(idx)
-        if targets is not None:
+        if targets is not None and not torch.compiler.is_compiling():
             targets = check_targets(targets, idx, self.config.vocab_size)
-        return self._run_forward(self, idx, targets)
-
-    def _forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """[`forward`][gptnotes.gpt.GPTLanguageModel.forward] after its input checks: tensor operations only."""
-        x = self._embed(idx)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)  # (B, T, C)
+        B, T = idx.shape
+        tok_emb = self.token_embedding_table(idx)  # (B, T, C)
+        pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
+        x = tok_emb + pos_emb  # (B, T, C)
+        x = self.blocks(x)  # (B, T, C)
         x = self.ln_f(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, V)
         if targets is None:
             return logits, None
-        B, T, V = logits.shape
+        V = logits.shape[-1]
         loss = F.cross_entropy(logits.view(B * T, V), targets.reshape(B * T))
         return logits, loss
 
+    @torch.no_grad()
     def generate(
         self,
         idx: torch.Tensor,
@@ -533,9 +574,21 @@ class GPTLanguageModel(nn.Module):
             ValueError: If ``idx`` is not 2-D, empty or outside the vocabulary,
                 ``max_new_tokens`` is negative or ``temperature`` is not positive and finite.
         """
-        return _generate(
-            self, idx, max_new_tokens, temperature, generator, self.config.vocab_size, self.config.block_size
-        )
+        idx = check_token_ids(idx, self.config.vocab_size, "idx", ndim=2)
+        max_new_tokens = check_nonnegative_int(max_new_tokens, "max_new_tokens")
+        temperature = check_positive_finite(temperature, "temperature")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if idx.shape[0] == 0 or idx.shape[1] == 0:
+            raise ValueError(
+                f"idx must hold at least one row of at least one token to continue from, got shape {tuple(idx.shape)}"
+            )
+        for _ in range(max_new_tokens):
+            idx_cond = idx[:, -self.config.block_size:]  # (B, T'): the position table has block_size rows
+            logits, _ = self(idx_cond)  # (B, T', V)
+            next_id = sample_next_token(logits[:, -1, :], temperature, generator)  # (B, 1)
+            idx = torch.cat((idx, next_id), dim=1)  # (B, T + 1)
+        return idx
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:

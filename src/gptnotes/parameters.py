@@ -6,18 +6,21 @@ assigned as an attribute (directly, or inside a sub-module) is *registered*, and
 ``blocks.0.sa.heads.0.key.weight``. The helpers here turn that walk into numbers and a
 printable table:
 
-- [`count_parameters`][gptnotes.inspect.count_parameters] — the lecture's
+- [`count_parameters`][gptnotes.parameters.count_parameters] — the lecture's
   ``sum(p.numel() for p in m.parameters())``.
-- [`parameter_table`][gptnotes.inspect.parameter_table] — one ``(name, shape, numel)`` row per
+- [`parameter_table`][gptnotes.parameters.parameter_table] — one ``(name, shape, numel)`` row per
   parameter.
-- [`format_parameter_table`][gptnotes.inspect.format_parameter_table] — the same rows as text,
+- [`format_parameter_table`][gptnotes.parameters.format_parameter_table] — the same rows as text,
   with a total line that gives the count in millions exactly as the lecture prints it
   (``0.208193 M parameters``).
-- [`parameter_counts_by_module`][gptnotes.inspect.parameter_counts_by_module] — the counts
+- [`parameter_counts_by_module`][gptnotes.parameters.parameter_counts_by_module] — the counts
   grouped by sub-module, to answer "how many weights does each layer have?".
 
 A parameter shared by two sub-modules (weight tying) is one tensor: it is listed and
 counted once, as `torch.nn.Module.parameters` does.
+
+The module is named for what it reads, a module's parameters (it was ``gptnotes.inspect``, a
+name it shared with the standard library's `inspect`).
 """
 
 from __future__ import annotations
@@ -191,7 +194,7 @@ def parameter_counts_by_module(module: nn.Module, depth: int = 1) -> dict[str, i
     ``blocks``, ``ln_f`` and ``lm_head``; with ``depth=2`` the blocks split into
     ``blocks.0``, ``blocks.1``, ... A parameter registered directly on ``module`` (a name
     with fewer parts than ``depth``) is grouped under its own name. The values add up to
-    [`count_parameters`][gptnotes.inspect.count_parameters].
+    [`count_parameters`][gptnotes.parameters.count_parameters].
 
     Args:
         module: Any `torch.nn.Module`.
