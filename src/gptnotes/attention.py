@@ -45,7 +45,7 @@ from gptnotes._checks import (
     skip_input_checks,
 )
 from gptnotes.linear import Linear
-from gptnotes.sampling import _softmax
+from gptnotes.sampling import softmax_unchecked
 
 __all__ = [
     "causal_mask",
@@ -241,7 +241,7 @@ def average_past_softmax(x: torch.Tensor) -> torch.Tensor:
     T = x.shape[1]
     scores = torch.zeros(T, T, dtype=x.dtype, device=x.device)  # (T, T)
     scores = scores.masked_fill(~causal_mask(T, device=x.device), float("-inf"))
-    wei = _softmax(scores, dim=-1)  # (T, T)
+    wei = softmax_unchecked(scores, dim=-1)  # (T, T)
     return wei @ x  # (B, T, C)
 
 
@@ -317,7 +317,7 @@ def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tupl
     T, head_size = q.shape[-2], q.shape[-1]
     scores = q @ k.transpose(-2, -1) * head_size**-0.5  # (*, T, hs) @ (*, hs, T) -> (*, T, T)
     scores = scores.masked_fill(~causal_mask(T, device=q.device), float("-inf"))
-    wei = _softmax(scores, dim=-1)  # (*, T, T)
+    wei = softmax_unchecked(scores, dim=-1)  # (*, T, T)
     out = wei @ v  # (*, T, T) @ (*, T, hs_v) -> (*, T, hs_v)
     return out, wei
 

@@ -38,7 +38,7 @@ from gptnotes._checks import (
     check_tensor,
     check_token_ids,
 )
-from gptnotes.sampling import _check_generator, _sample_next_token
+from gptnotes.sampling import check_generator, sample_next_token_unchecked
 
 __all__ = [
     "BigramLanguageModel",
@@ -70,12 +70,12 @@ def _generate(
     idx = check_token_ids(idx, vocab_size, "idx", ndim=2)
     max_new_tokens = check_nonnegative_int(max_new_tokens, "max_new_tokens")
     temperature = check_positive_finite(temperature, "temperature")
-    _check_generator(generator)
+    check_generator(generator)
     if idx.shape[0] == 0 or idx.shape[1] == 0:
         raise ValueError(f"idx must hold at least one row of at least one token to continue from, got shape {tuple(idx.shape)}")
     for _ in range(max_new_tokens):
         logits, _ = model._forward(idx[:, -context_size:], None)  # (B, T', C)
-        next_id = _sample_next_token(logits[:, -1, :], temperature, generator)  # (B, 1)
+        next_id = sample_next_token_unchecked(logits[:, -1, :], temperature, generator)  # (B, 1)
         idx = torch.cat((idx, next_id), dim=1)  # (B, T + 1)
     return idx
 

@@ -35,6 +35,7 @@ from gptnotes._checks import (
     check_probability,
     check_targets,
     check_token_ids,
+    skip_input_checks,
 )
 from gptnotes.attention import CausalSelfAttention, MultiHeadAttention
 from gptnotes.linear import Linear
@@ -425,6 +426,8 @@ class GPTLanguageModel(nn.Module):
         )
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = Linear(cfg.n_embd, cfg.vocab_size)
+        # forward checks idx once: the layers inside trust what their caller hands them.
+        skip_input_checks(*(m for m in self.modules() if getattr(m, "checks_input", False)))
         # The lecture's Head keeps its causal mask in the state_dict ("...heads.M.tril");
         # these hooks write and read those entries, so that checkpoints go both ways.
         self.register_state_dict_post_hook(_add_lecture_masks)

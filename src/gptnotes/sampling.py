@@ -66,10 +66,10 @@ def softmax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
         [0.2689414322376251, 0.7310585975646973]
     """
     _check_logits(logits, dim)
-    return _softmax(logits, dim)
+    return softmax_unchecked(logits, dim)
 
 
-def _softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
+def softmax_unchecked(logits: torch.Tensor, dim: int) -> torch.Tensor:
     """[`softmax`][gptnotes.sampling.softmax] after its checks, for callers that made the logits."""
     m = logits.amax(dim=dim, keepdim=True)
     # A slice that is all -inf has max -inf; -inf - (-inf) is nan, as in torch.softmax.
@@ -130,7 +130,7 @@ def _softmax_with_temperature(logits: torch.Tensor, temperature: float, dim: int
         scaled = torch.where(shifted == 0, torch.zeros_like(shifted), shifted * float("inf"))
     else:
         scaled = shifted / temperature
-    return _softmax(scaled, dim)
+    return softmax_unchecked(scaled, dim)
 
 
 def sample_next_token(
@@ -180,17 +180,17 @@ def sample_next_token(
         raise ValueError("logits must not hold NaN or +inf (only -inf, for masked tokens, is allowed)")
     if bool(torch.isneginf(logits).all(dim=-1).any()):
         raise ValueError("logits has a row where every entry is -inf: no token can be sampled from it")
-    _check_generator(generator)
-    return _sample_next_token(logits, temperature, generator)
+    check_generator(generator)
+    return sample_next_token_unchecked(logits, temperature, generator)
 
 
-def _check_generator(generator: object) -> None:
+def check_generator(generator: object) -> None:
     """Raise ``TypeError`` unless ``generator`` is a ``torch.Generator`` or ``None``."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
-def _sample_next_token(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+def sample_next_token_unchecked(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
     """[`sample_next_token`][gptnotes.sampling.sample_next_token] after its checks: what a
     model's ``generate`` calls on logits it made itself, once per new token."""
     probs = _softmax_with_temperature(logits, temperature, -1)  # (B, C)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from gptnotes.bitnet.layers import BitLinear, _is_plain_linear
+from gptnotes.bitnet.layers import BitLinear, is_plain_linear
 
 __all__ = ["replace_linear_with_bitlinear", "freeze_bitlinear_layers"]
 
@@ -56,14 +56,14 @@ def replace_linear_with_bitlinear(module: nn.Module, exclude: Iterable[str] = ("
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    if _is_plain_linear(module):
+    if is_plain_linear(module):
         raise TypeError("module must contain Linear layers, not be one; use BitLinear.from_linear(layer)")
     if isinstance(exclude, (str, bytes)):
         raise TypeError("exclude must be a collection of names, e.g. ('lm_head',), not a single string")
     skip = set(exclude)
     replaced: list[str] = []
     for name, child in list(module.named_modules()):
-        if not name or not _is_plain_linear(child):
+        if not name or not is_plain_linear(child):
             continue
         if name in skip or name.rsplit(".", 1)[-1] in skip:
             continue

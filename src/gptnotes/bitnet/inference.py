@@ -19,7 +19,7 @@ from torch import nn
 from gptnotes._checks import check_finite, check_float_tensor, check_positive_finite, check_tensor
 from gptnotes.bitnet.norm import RMSNorm
 from gptnotes.bitnet.packing import unpack_ternary
-from gptnotes.bitnet.quant import QUANT_EPS, _activation_quant
+from gptnotes.bitnet.quant import QUANT_EPS, activation_quant_unchecked
 
 __all__ = ["int8_matmul", "BitLinearInference"]
 
@@ -217,7 +217,7 @@ class BitLinearInference(nn.Module):
             )
         lead = x.shape[:-1]
         x_n = self.norm(x.to(torch.float32)).reshape(-1, self.in_features)  # (N, C_in), N = B*T
-        codes, s = _activation_quant(x_n, QUANT_EPS)  # (N, C_in) int8, (N, 1)
+        codes, s = activation_quant_unchecked(x_n, QUANT_EPS)  # (N, C_in) int8, (N, 1)
         acc = _int8_matmul(codes, self.ternary.t())  # (N, C_out) int32, exact: |sum| <= 128 * C_in
         y = acc.to(torch.float32) * self.scale / s  # (N, C_out)
         return y.reshape(*lead, self.out_features)  # (*, C_out)

@@ -26,10 +26,10 @@ from gptnotes.bitnet.inference import BitLinearInference
 from gptnotes.bitnet.norm import RMSNorm
 from gptnotes.bitnet.quant import (
     QUANT_EPS,
-    _activation_quant,
-    _check_threshold,
-    _straight_through,
-    _weight_quant,
+    activation_quant_unchecked,
+    check_threshold,
+    straight_through_unchecked,
+    weight_quant_unchecked,
 )
 from gptnotes.linear import Linear
 
@@ -98,7 +98,7 @@ class BinaryLinear(Linear):
         self._check_input(x)
         w = self.quantized_weight()  # (C_out, C_in)
         if self.ste:
-            w = _straight_through(self.weight, w)
+            w = straight_through_unchecked(self.weight, w)
         return F.linear(x, w, self.bias)  # (*, C_out)
 
     def extra_repr(self) -> str:
@@ -147,7 +147,7 @@ class ThresholdTernaryLinear(Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, threshold: float = 0.5) -> None:
         super().__init__(in_features, out_features, bias=bias)
-        self.threshold = _check_threshold(threshold)
+        self.threshold = check_threshold(threshold)
 
     def quantized_weight(self) -> torch.Tensor:
         """Return the ternary weights: 0 where ``|W| < threshold``, else ``sign(W)``.
@@ -262,7 +262,7 @@ class BitLinear(Linear):
             >>> torch.equal(bit.weight, fc.weight), bit.bias is None
             (True, True)
         """
-        if not _is_plain_linear(linear):
+        if not is_plain_linear(linear):
             raise TypeError(f"linear must be a gptnotes.Linear or torch.nn.Linear, got {type(linear).__name__}")
         weight = linear.weight
         new = cls(weight.shape[1], weight.shape[0]).to(device=weight.device, dtype=weight.dtype)
@@ -274,10 +274,10 @@ class BitLinear(Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         x_n = self.norm(x)  # (*, C_in)
-        codes, s = _activation_quant(x_n, QUANT_EPS)  # (*, C_in) int8, (*, 1)
-        ternary, gamma = _weight_quant(self.weight, QUANT_EPS)  # (C_out, C_in) int8, ()
-        c = _straight_through(x_n * s, codes.to(x_n.dtype))  # (*, C_in), integer values
-        t = _straight_through(self.weight / gamma, ternary.to(self.weight.dtype))  # (C_out, C_in)
+        codes, s = activation_quant_unchecked(x_n, QUANT_EPS)  # (*, C_in) int8, (*, 1)
+        ternary, gamma = weight_quant_unchecked(self.weight, QUANT_EPS)  # (C_out, C_in) int8, ()
+        c = straight_through_unchecked(x_n * s, codes.to(x_n.dtype))  # (*, C_in), integer values
+        t = straight_through_unchecked(self.weight / gamma, ternary.to(self.weight.dtype))  # (C_out, C_in)
         return F.linear(c, t) * gamma / s  # (*, C_out): exact integer sums, then the scales
 
     @torch.no_grad()
@@ -295,14 +295,14 @@ class BitLinear(Linear):
             ValueError: If the weights hold NaN or infinity.
         """
         check_finite(self.weight, "weight")  # once per layer, not per call
-        ternary, gamma = _weight_quant(self.weight, QUANT_EPS)
+        ternary, gamma = weight_quant_unchecked(self.weight, QUANT_EPS)
         return BitLinearInference(ternary, gamma, self.norm.weight.detach().clone(), eps=self.norm.eps)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-def _is_plain_linear(module: nn.Module) -> bool:
+def is_plain_linear(module: nn.Module) -> bool:
     """Whether ``module`` is a float ``Linear`` / ``nn.Linear``, not one of the quantised layers built on it."""
     return isinstance(module, (Linear, nn.Linear)) and not isinstance(
         module, (BitLinear, BinaryLinear, ThresholdTernaryLinear)

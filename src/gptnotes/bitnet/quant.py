@@ -17,8 +17,9 @@ introduce them:
   [`straight_through`][gptnotes.bitnet.quant.straight_through].
 
 Each public function checks its arguments (a learner calls them directly on the pages);
-the layers call the unchecked cores (``_weight_quant``, ``_activation_quant``,
-``_straight_through``) after checking their own input once.
+the layers call the unchecked cores (``weight_quant_unchecked``,
+``activation_quant_unchecked``,
+``straight_through_unchecked``) after checking their own input once.
 """
 
 from __future__ import annotations
@@ -194,10 +195,10 @@ def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     check_tensor(q, "q")
     if q.shape != x.shape:
         raise ValueError(f"q must have the shape of x {tuple(x.shape)} (it replaces x's values), got {tuple(q.shape)}")
-    return _straight_through(x, q)
+    return straight_through_unchecked(x, q)
 
 
-def _straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def straight_through_unchecked(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """[`straight_through`][gptnotes.bitnet.quant.straight_through] without the argument checks (for the layers)."""
     return q.detach() + (x - x.detach())
 
@@ -233,11 +234,11 @@ def ternary_threshold(w: torch.Tensor, threshold: float) -> torch.Tensor:
     """
     check_float_tensor(w, "w")
     check_finite(w, "w")
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold(threshold)
     return torch.where(w.abs() > threshold, torch.sign(w), torch.zeros_like(w))
 
 
-def _check_threshold(threshold: object) -> float:
+def check_threshold(threshold: object) -> float:
     """Return ``threshold`` as a float if it is a non-negative finite number, else raise."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise TypeError(f"threshold must be a number, got {type(threshold).__name__}")
@@ -283,10 +284,10 @@ def weight_quant(w: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Tensor,
     if w.numel() == 0:
         raise ValueError("w must have at least one element")
     check_finite(w, "w")
-    return _weight_quant(w, check_eps(eps, "eps"))
+    return weight_quant_unchecked(w, check_eps(eps, "eps"))
 
 
-def _weight_quant(w: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def weight_quant_unchecked(w: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """[`weight_quant`][gptnotes.bitnet.quant.weight_quant] without the argument checks (for the layers)."""
     w = w.detach()
     gamma = w.abs().mean().clamp(min=eps)
@@ -362,10 +363,10 @@ def activation_quant(x: torch.Tensor, eps: float = QUANT_EPS) -> tuple[torch.Ten
     if x.dim() == 0 or x.shape[-1] == 0:
         raise ValueError(f"x must have a non-empty last dimension, got shape {tuple(x.shape)}")
     check_finite(x, "x")
-    return _activation_quant(x, check_eps(eps, "eps"))
+    return activation_quant_unchecked(x, check_eps(eps, "eps"))
 
 
-def _activation_quant(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def activation_quant_unchecked(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """[`activation_quant`][gptnotes.bitnet.quant.activation_quant] without the argument checks (for the layers)."""
     # In float32 at least: 127 / absmax overflows float16 (max 65504) once absmax < 1.9e-3.
     x = x.detach().to(torch.promote_types(x.dtype, torch.float32))
