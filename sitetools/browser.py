@@ -282,9 +282,6 @@ _PREPARE = """async () => {
   await document.fonts.ready;
 }"""
 
-_DIAGRAMS_PENDING = "() => document.querySelectorAll('pre.mermaid').length"
-
-
 def open_page(context, base: str, path: str, *, cold: bool = True, timeout_s: float = 60.0) -> Visit:
     """Open ``base + path`` in a new tab of ``context`` and wait until it has settled.
 
@@ -294,7 +291,7 @@ def open_page(context, base: str, path: str, *, cold: bool = True, timeout_s: fl
     (:attr:`Visit.read`: the light palette's figures, not the dark twins nor the images in
     collapsed boxes). Then every image is made to load (the twins, collapsed ones), so that
     a missing one is a failed request. Settled means: loaded, every image and font loaded or
-    failed, Mermaid done (or failed), and no request in flight for a moment.
+    failed, and no request in flight for a moment.
     """
     page = context.new_page()
     visit = Visit(url=base + path, base=base, page=page, cdp=context.new_cdp_session(page))
@@ -355,11 +352,6 @@ def open_page(context, base: str, path: str, *, cold: bool = True, timeout_s: fl
     settle("reading the page to its end")
     visit.read = len(visit.finished)
     page.evaluate(_PREPARE)
-    while page.evaluate(_DIAGRAMS_PENDING) and not visit.page_errors:
-        if time.monotonic() > deadline:
-            visit.problems_loading.append("Mermaid did not finish rendering in time")
-            break
-        page.wait_for_timeout(50)
     settle("loading every image")
     return visit
 
@@ -417,74 +409,15 @@ _MATH_JS = r"""() => {
 
 
 def math_problems(visit: Visit) -> list[str]:
-    """Every formula rendered by KaTeX, no KaTeX error, no raw ``\\(``, ``\\[`` or ``$$`` left."""
+    """Every formula typeset (by KaTeX, at build time), no KaTeX error, no raw ``\\(``, ``\\[``
+    or ``$$`` left."""
     return visit.page.evaluate(_MATH_JS)
 
 
-def _walk(node: dict) -> Iterator[dict]:
-    """A DevTools DOM node and everything under it, shadow roots and frames included."""
-    yield node
-    for child in [*node.get("shadowRoots", []), *node.get("children", [])]:
-        yield from _walk(child)
-    if "contentDocument" in node:
-        yield from _walk(node["contentDocument"])
-
-
-def _attrs(node: dict) -> dict[str, str]:
-    a = node.get("attributes", [])
-    return dict(zip(a[::2], a[1::2]))
-
-
-# Mermaid's entry file, whichever build: mermaid.esm.min.mjs (vendored), mermaid.min.js, ...
-_MERMAID_FILE = re.compile(r"/mermaid(\.[a-z]+)*\.m?js$")
-
-
-def diagram_problems(visit: Visit) -> list[str]:
-    """Every diagram drawn at build time is sound (:func:`inline_diagram_problems`); every
-    Mermaid diagram drawn in the browser (until build-time diagrams replace them) became an
-    SVG of non-zero size, and a page without one does not load Mermaid.
-
-    Material renders each diagram into a *closed* shadow root of a ``div.mermaid``, out of
-    reach of page scripts; the DevTools protocol's DOM, with ``pierce``, sees inside.
-    """
-    expected = len(re.findall(r'<pre\b[^>]*class="[^"]*\bmermaid\b', visit.html))
-    if not expected and not any(_MERMAID_FILE.search(u) for u in visit.requests):
-        return inline_diagram_problems(visit)  # no Mermaid on the page
-    cdp = visit.cdp
-    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
-    out: list[str] = []
-    left = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "pre.mermaid"})["nodeIds"]
-    out += ["a Mermaid diagram was not rendered (its source is still shown)"] * len(left)
-    rendered = 0
-    for host in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "div.mermaid"})["nodeIds"]:
-        node = cdp.send("DOM.describeNode", {"nodeId": host, "depth": -1, "pierce": True})["node"]
-        svgs = [n for shadow in node.get("shadowRoots", []) for n in _walk(shadow) if n.get("nodeName", "").lower() == "svg"]
-        if not svgs:
-            out.append("a Mermaid diagram has no <svg>")
-            continue
-        svg = svgs[0]
-        if _attrs(svg).get("aria-roledescription") == "error":
-            out.append("a Mermaid diagram rendered as Mermaid's error picture")
-            continue
-        try:
-            box = cdp.send("DOM.getBoxModel", {"backendNodeId": svg["backendNodeId"]})["model"]
-            width, height = box["width"], box["height"]
-        except Exception:  # noqa: BLE001 - not laid out at all
-            width = height = 0
-        if width <= 0 or height <= 0:
-            out.append(f"a Mermaid diagram's <svg> has size {width}x{height}")
-            continue
-        rendered += 1
-    if rendered != expected and not out:
-        out.append(f"{expected} Mermaid diagrams in the page's HTML, {rendered} rendered")
-    if expected == 0 and any(_MERMAID_FILE.search(u) for u in visit.requests):
-        out.append("the page loads Mermaid but has no diagram")
-    return out + inline_diagram_problems(visit)
-
-
-# Scripts that draw maths or diagrams in the reader's browser: KaTeX (katex.min.js, its
-# auto-render extension, the site's katex-render.js) and Mermaid (entry file and chunks).
-# Formulas and diagrams come drawn in the HTML; KaTeX's stylesheet and fonts are allowed.
+# Scripts that would draw maths or diagrams in the reader's browser: KaTeX (katex.min.js,
+# its auto-render extension, any katex-render.js) and Mermaid (entry file and chunks). None
+# may load: formulas and diagrams come drawn in the HTML, at build time (sitetools/maths.py,
+# sitetools/diagrams.py); KaTeX's stylesheet and fonts are allowed.
 _RENDER_SCRIPT = re.compile(r"(katex|auto-render|mermaid)[^/]*\.m?js$|/mermaid[^/]*/.*\.m?js$", re.IGNORECASE)
 
 
@@ -515,9 +448,10 @@ _INLINE_DIAGRAMS_JS = """(container) => [...document.querySelectorAll("article "
 })"""
 
 
-def inline_diagram_problems(visit: Visit) -> list[str]:
-    """Every diagram drawn at build time is an ``<svg role="img">`` with a name, text, and
-    (where shown) a non-zero size. (Its legibility is a reading check: :func:`reading`.)"""
+def diagram_problems(visit: Visit) -> list[str]:
+    """Every diagram (drawn at build time, sitetools/diagrams.py) is an ``<svg role="img">``
+    with a name, text, and (where shown) a non-zero size. (Its legibility is a reading check:
+    :func:`reading`.)"""
     out = []
     for d in visit.page.evaluate(_INLINE_DIAGRAMS_JS, DIAGRAM_CONTAINER):
         where = f"diagram {d['index']}"
@@ -933,7 +867,7 @@ _READING_JS = r"""async () => {
     }
     if (smallest === Infinity) return;
     const box = svg.getBoundingClientRect();
-    diagrams.push({diagram: i + 1, kind: "svg", px: smallest, width: box.width,
+    diagrams.push({diagram: i + 1, px: smallest, width: box.width,
                    room: (svg.parentElement || article).clientWidth});
   });
   closedDetails.forEach(d => { d.open = false; });
@@ -960,7 +894,7 @@ class Reading:
     figures: list[dict]             # each SVG figure: src, smallest text in CSS px, width
     page_overflow: int = 0          # how far the whole page scrolls sideways, in CSS px
     fixed_boxes: int = 0            # misconception boxes that cannot be collapsed (!!!)
-    diagrams: list[dict] = field(default_factory=list)  # each diagram: kind, smallest text px, width
+    diagrams: list[dict] = field(default_factory=list)  # each diagram: smallest text px, width, room
 
     @property
     def smallest_figure_text(self) -> float | None:
@@ -971,48 +905,14 @@ def reading(visit: Visit, width: int) -> Reading:
     """Measure what a reader sees on an open page (its viewport ``width`` wide)."""
     r = visit.page.evaluate(_READING_JS)
     return Reading(visit.path, width, r["words"], r["programs"], r["closed"], r["openMisconceptions"],
-                   r["overflowing"], r["figures"], r["pageOverflow"], r["fixedBoxes"],
-                   r["diagrams"] + diagram_text(visit))
-
-
-def diagram_text(visit: Visit) -> list[dict]:
-    """Each rendered Mermaid diagram's smallest text as shown, in CSS px: the smallest font
-    size of its stylesheet (edge labels, 12 px in Material's theme) times its rendered width
-    over its natural (viewBox) width. Read through the DevTools protocol: Material draws the
-    diagrams in closed shadow roots."""
-    if "mermaid" not in visit.html:
-        return []
-    cdp = visit.cdp
-    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
-    out = []
-    for i, host in enumerate(cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "div.mermaid"})["nodeIds"]):
-        node = cdp.send("DOM.describeNode", {"nodeId": host, "depth": -1, "pierce": True})["node"]
-        svgs = [n for sh in node.get("shadowRoots", []) for n in _walk(sh) if n.get("nodeName", "").lower() == "svg"]
-        if not svgs:
-            continue
-        view = _attrs(svgs[0]).get("viewBox", "").replace(",", " ").split()
-        try:
-            box = cdp.send("DOM.getBoxModel", {"backendNodeId": svgs[0]["backendNodeId"]})["model"]
-        except Exception:  # noqa: BLE001 - not laid out (in a collapsed box): nothing shown
-            continue
-        css = " ".join(c.get("nodeValue", "") for n in _walk(svgs[0]) if n.get("nodeName", "").lower() == "style"
-                       for c in n.get("children", []))
-        sizes = [float(x) for x in re.findall(r"font-size:\s*([\d.]+)px", css)]
-        if len(view) != 4 or float(view[2]) <= 0 or not sizes:
-            continue
-        scale = min(1.0, box["width"] / float(view[2]))
-        out.append({"diagram": i + 1, "kind": "mermaid", "px": min(sizes) * scale, "width": box["width"], "natural": float(view[2])})
-    return out
+                   r["overflowing"], r["figures"], r["pageOverflow"], r["fixedBoxes"], r["diagrams"])
 
 
 DESKTOP, PHONE = 1280, 390
 # At 1280 px (both sidebars shown) Material's content column is 688 CSS px wide.
 MIN_FIGURE_TEXT_PX = 11.0
-# A diagram drawn at build time (inline SVG): its smallest text at least MIN_FIGURE_TEXT_PX
-# at every width, phones included, and no wider than the column. A Mermaid diagram drawn in
-# the browser on a phone (390 px): its smallest text (edge labels) at least this; a diagram
-# drawn left to right shrinks below it and is drawn top-down instead.
-MIN_DIAGRAM_TEXT_PHONE_PX = 8.0
+# A diagram (inline SVG, drawn at build time): its smallest text at least MIN_FIGURE_TEXT_PX
+# at every width, phones included, and no wider than the column.
 # A concept page's core: what a reader sees without expanding anything.
 CORE_WORDS = 1600
 CORE_PROGRAMS = 5
@@ -1022,9 +922,8 @@ def reading_problems(r: Reading, *, concept: bool, code: bool = True) -> list[st
     """What makes a page hard to read at its width (``r.width``).
 
     At every width: misconception boxes collapsed on arrival (and collapsible), the page
-    itself never wider than the screen, each diagram drawn at build time no wider than its
-    column and its text at least :data:`MIN_FIGURE_TEXT_PX`; Mermaid diagram text at least
-    :data:`MIN_FIGURE_TEXT_PX` (1280 px) or :data:`MIN_DIAGRAM_TEXT_PHONE_PX` (phone). At 1280 px also: no code block scrolls sideways,
+    itself never wider than the screen, each diagram no wider than its column and its text
+    at least :data:`MIN_FIGURE_TEXT_PX`. At 1280 px also: no code block scrolls sideways,
     the smallest figure text at least :data:`MIN_FIGURE_TEXT_PX`, and, on a concept page
     (``concept``), a core of at most :data:`CORE_WORDS` words and :data:`CORE_PROGRAMS`
     programs. ``code=False`` (the API pages, whose source listings show the package's own
@@ -1035,15 +934,10 @@ def reading_problems(r: Reading, *, concept: bool, code: bool = True) -> list[st
         out.append(f"{r.fixed_boxes} misconception box(es) cannot be collapsed (use '??? misconception')")
     if r.page_overflow > 1:
         out.append(f"the page scrolls sideways by {r.page_overflow} px at {r.width} px wide")
-    limit = MIN_FIGURE_TEXT_PX if r.width >= DESKTOP else MIN_DIAGRAM_TEXT_PHONE_PX
-    mermaid = [d for d in r.diagrams if d.get("kind", "mermaid") == "mermaid"]
-    drawn = [d for d in r.diagrams if d.get("kind") == "svg"]
-    out += [f"Mermaid diagram {d['diagram']} shows text of {d['px']:.1f} px at {r.width} px (at least {limit}; "
-            f"it is {d['natural']:.0f} px wide: draw it top-down or narrower)" for d in mermaid if d["px"] < limit]
     out += [f"diagram {d['diagram']} shows text of {d['px']:.1f} px at {r.width} px (at least {MIN_FIGURE_TEXT_PX})"
-            for d in drawn if d["px"] < MIN_FIGURE_TEXT_PX - 0.05]
+            for d in r.diagrams if d["px"] < MIN_FIGURE_TEXT_PX - 0.05]
     out += [f"diagram {d['diagram']} is {d['width']:.0f} px wide at {r.width} px, wider than its column "
-            f"({d['room']} px): it scrolls sideways (draw it narrower)" for d in drawn if d["width"] > d["room"] + 1]
+            f"({d['room']} px): it scrolls sideways (draw it narrower)" for d in r.diagrams if d["width"] > d["room"] + 1]
     if r.width >= DESKTOP:
         out += [f"a code block scrolls sideways by {o['by']} px at {r.width} px: {o['line']!r}"
                 for o in r.overflowing if code]

@@ -1,7 +1,7 @@
 """The browser checkers catch what they are for.
 
-Each test takes a real page of the build (the theme's scripts, KaTeX, Mermaid, the palette
-toggle, search), breaks it in a copy, and shows that the corresponding check of
+Each test takes a real page of the build (the theme's scripts, maths typeset and diagrams
+drawn at build time, the palette toggle, search), breaks it in a copy, and shows that the corresponding check of
 sitetools/browser.py reports that exact fault. Faults that cannot mask one another share a
 page, to keep the browser work short; each assertion looks for its own fault by name. The
 untouched softmax page passes the same checks (and tests/test_browser.py runs all of them
@@ -10,10 +10,6 @@ their own local server: the build itself is never modified.
 
 Bases: the softmax page (formulas, a diagram, figures, code blocks) where the fault needs
 them; else the small misconceptions page (no formula, no diagram).
-
-Mermaid drawn in the browser is on its way out (diagrams are drawn at build time, as inline
-SVG): the tests that need Mermaid in the build are grouped under "Mermaid" below; delete
-them when the build no longer ships Mermaid.
 """
 
 from __future__ import annotations
@@ -31,23 +27,18 @@ pytestmark = [pytest.mark.site, pytest.mark.browser]
 RICH = "concepts/softmax/index.html"  # crafted copies go to concepts/<name>/ (same depth)
 SMALL = "misconceptions/index.html"  # crafted copies go to crafted-<name>/ (same depth)
 ARTICLE = '<article class="md-content__inner md-typeset">'
-# The maths and diagram scripts a page may still load (KaTeX, its auto-render, Mermaid).
-RENDER_SCRIPTS = re.compile(r'<script[^>]*src="[^"]*(katex|auto-render)[^"]*"[^>]*></script>'
-                            r'|<script type="module">import mermaid[^<]*</script>')
 
 
 @pytest.fixture(scope="module")
 def crafted(built_site: Path, tmp_path_factory):
-    """``(site directory, base URL, make)``; ``make(name, *edits, rich=False, bare=False)``
-    writes a copy of a page passed through the edits and returns its path."""
+    """``(site directory, base URL, make)``; ``make(name, *edits, rich=False)`` writes a copy
+    of a page passed through the edits and returns its path."""
     site = tmp_path_factory.mktemp("crafted") / "site"
     shutil.copytree(built_site, site)
     originals = {RICH: (site / RICH).read_text(encoding="utf-8"), SMALL: (site / SMALL).read_text(encoding="utf-8")}
 
-    def make(name: str, *edits, rich: bool = False, bare: bool = False) -> str:
+    def make(name: str, *edits, rich: bool = False) -> str:
         html = originals[RICH if rich else SMALL]
-        if bare:  # without the maths and diagram scripts, if the page still has any
-            html = RENDER_SCRIPTS.sub("", html)
         for edit in edits:
             before, html = html, edit(html)
             assert html != before, f"an edit of {name!r} changed nothing"
@@ -70,12 +61,12 @@ def module_context(chromium):
 
 @pytest.fixture
 def visit(crafted, browser_context):
-    """``visit(name, *edits, rich=False, bare=False)``: open a crafted page (closed after the test)."""
+    """``visit(name, *edits, rich=False)``: open a crafted page (closed after the test)."""
     _, base, make = crafted
     opened = []
 
-    def open_(name: str, *edits, rich: bool = False, bare: bool = False) -> browser.Visit:
-        v = browser.open_page(browser_context, base, make(name, *edits, rich=rich, bare=bare), timeout_s=60)
+    def open_(name: str, *edits, rich: bool = False) -> browser.Visit:
+        v = browser.open_page(browser_context, base, make(name, *edits, rich=rich), timeout_s=60)
         opened.append(v)
         return v
 
@@ -118,8 +109,9 @@ def test_console_errors_failed_and_outside_requests_and_render_scripts_are_caugh
         '<p><img src="../figures/no-such-figure.svg" alt="A figure that is not there"></p>'
         '<script src="https://cdn.example.com/lib.js"></script>'
         '<p><img src="https://images.example.org/pixel.png" alt="A pixel from elsewhere"></p>'
-        '<script type="module">import mermaid from "../assets/vendor/mermaid/mermaid.esm.min.mjs";'
-        ' window.mermaid = mermaid;</script>'  # and no diagram
+        # the scripts that would draw maths and diagrams in the browser (the build ships
+        # neither: requested all the same, each is a 404 as well)
+        '<script src="../assets/vendor/mermaid/mermaid.min.js"></script>'
         '<script src="../assets/vendor/katex/katex.min.js"></script>'
     ))
     console = browser.console_problems(v)
@@ -133,29 +125,23 @@ def test_console_errors_failed_and_outside_requests_and_render_scripts_are_caugh
     assert has(requests, "failed request", "cdn.example.com", "NAME_NOT_RESOLVED"), requests
     images = browser.image_problems(v)
     assert has(images, "no-such-figure.svg") and has(images, "pixel.png"), images
-    assert has(browser.diagram_problems(v), "loads Mermaid", "no diagram")
     scripts = browser.render_script_problems(v)
-    assert has(scripts, "maths or diagram script", "mermaid.esm.min.mjs", "katex.min.js"), scripts
+    assert has(scripts, "2 maths or diagram script(s)", "mermaid.min.js", "katex.min.js"), scripts
 
 
-def test_a_page_without_render_scripts_passes_the_script_check(crafted, visit):
-    v = visit("bare", insert("<p>Plain.</p>"), bare=True)
-    assert browser.render_script_problems(v) == []
-
-
-def test_a_clean_page_has_no_loading_problem(pristine):
+def test_a_clean_page_has_no_loading_problem_and_no_render_script(pristine):
     assert browser.console_problems(pristine) == []
     assert browser.request_problems(pristine) == []
     assert browser.image_problems(pristine) == []
+    assert browser.render_script_problems(pristine) == []
 
 
 # -- maths ------------------------------------------------------------------------------------
 
 def test_broken_and_unrendered_maths_is_caught(visit):
     v = visit("maths", insert(
-        # a control sequence KaTeX does not know: auto-render logs a ParseError, keeps the source
+        # formulas the build did not typeset: the TeX is still there, in its wrapper
         r'<p>Unknown: <span class="arithmatex">\(z = \fraq{a}{b}\)</span>.</p>'
-        # an unbalanced brace: auto-render finds no end and leaves the text
         r'<p>Unbalanced: <span class="arithmatex">\(y = \frac{a}{\)</span>.</p>'
         # what KaTeX leaves with throwOnError: false
         r'''<p><span class="katex-error" title="ParseError: KaTeX parse error: Expected '}'">\frac{1}{</span></p>'''
@@ -206,6 +192,11 @@ def test_diagram_faults_are_caught(visit):
     assert has(problems, "diagram 3 shows text of", "at least 11"), problems
     assert has(problems, "diagram 4 is 1000 px wide", "wider than its column"), problems
     assert not has(problems, "diagram 1 ") and not has(problems, "diagram 2 "), problems
+
+
+def test_the_diagram_of_the_softmax_page_is_sound(pristine):
+    assert pristine.page.evaluate(f"() => document.querySelectorAll('article {browser.DIAGRAM_CONTAINER} > svg').length") == 1
+    assert browser.diagram_problems(pristine) == []
 
 
 # -- copy buttons -----------------------------------------------------------------------------
@@ -263,7 +254,7 @@ def test_axe_and_figure_faults_in_both_palettes_are_caught_and_only_listed_ones_
 def test_missing_toggle_is_caught(crafted, browser_context):
     site, base, make = crafted
     path = make("no-toggle", lambda html: re.sub(r'<form class="md-header__option" data-md-component="palette">.*?</form>',
-                                                 "", html, count=1, flags=re.S), bare=True)
+                                                 "", html, count=1, flags=re.S))
     result = browser.audit(browser_context, base, path, site=site)
     assert has(result.failed().get("light/dark", []), "did not switch to the dark scheme")
     assert set(result.failed()) == {"light/dark"}, result.report()  # every other check passed
@@ -427,47 +418,8 @@ def test_phone_checks_catch_a_page_wider_than_the_screen_and_a_diagram_too_small
 def test_a_page_narrowed_to_a_phone_is_checked_as_a_phone(crafted, browser_context):
     """audit(phone=True) checks the page it loaded at 1280 px again at 390 px."""
     site, base, make = crafted
-    path = make("narrowed", insert('<div style="width: 700px">wider than a phone</div>'), bare=True)
+    path = make("narrowed", insert('<div style="width: 700px">wider than a phone</div>'))
     result = browser.audit(browser_context, base, path, site=site, contrast=False, phone=True)
     assert set(result.failed()) == {"phone"}, result.report()  # 700 px fit at 1280 px
     assert has(result.failed()["phone"], "the page scrolls sideways", "at 390 px"), result.report()
     assert result.reading.width == browser.DESKTOP and result.phone_reading.width == browser.PHONE
-
-
-# -- Mermaid, drawn in the browser (delete when the build no longer ships it) ------------------
-
-def test_diagram_with_a_syntax_error_is_caught(visit):
-    v = visit("broken-diagram", replace('<pre class="mermaid"><code>flowchart TD', '<pre class="mermaid"><code>flowchart TD\n    A --> ((( B'),
-              rich=True)
-    assert has(browser.diagram_problems(v), "not rendered")
-    assert browser.console_problems(v)
-
-
-def test_diagram_without_its_library_is_caught(visit):
-    # Material then fetches Mermaid from a CDN: a request to another host, and no diagram.
-    v = visit("no-mermaid", replace('<script type="module">import mermaid from "../../assets/vendor/mermaid/mermaid.esm.min.mjs";'
-                                    ' window.mermaid = mermaid;</script>', ""), rich=True)
-    assert has(browser.request_problems(v), "another host", "mermaid")
-    assert browser.diagram_problems(v)
-
-
-def test_rendered_diagram_is_found_in_the_closed_shadow_root(pristine):
-    # Page scripts cannot see into it ...
-    assert pristine.page.evaluate("() => [...document.querySelectorAll('div.mermaid')].map(d => d.shadowRoot)") == [None]
-    # ... the DevTools protocol can, and the check finds the SVG.
-    assert browser.diagram_problems(pristine) == []
-
-
-WIDE_DIAGRAM = ('<pre class="mermaid"><code>flowchart LR\n    a["first step"] --> b["second step"] --> '
-                'c["third step"] --> d["fourth step"] --> e["fifth step"] --> f["sixth step"]</code></pre>')
-
-
-def test_phone_checks_catch_a_shrunken_mermaid_diagram(crafted, chromium):
-    _, base, make = crafted
-    path = make("phone-mermaid", insert(WIDE_DIAGRAM), rich=True)
-    context = chromium.new_context(**browser.PHONE_OPTIONS)
-    try:
-        _, found = browser.phone_audit(context, base, path)
-    finally:
-        context.close()
-    assert has(found, "Mermaid diagram", "draw it top-down"), found
