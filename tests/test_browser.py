@@ -57,7 +57,7 @@ SCREENSHOTS = {"": "home", "concepts/softmax/": "softmax", "concepts/attention/"
 # element that any page's content has: a test checks that, and names the pages to add when
 # a new kind appears. The header, navigation and footer are the same on every page.
 CONTRAST = {"", "concepts/training/", "concepts/training-speed/", "concepts/bitnet/", "concepts/bitnet/bitlinear/",
-            "concepts/embedding-space/",
+            "concepts/embedding-space/", "concepts/gpt/",
             "api/embedding/", "api/training/", "api/distributed/", "api/gpt/"}
 
 # What a reader receives reading one page with an empty cache: every response (HTML, CSS,
@@ -116,21 +116,30 @@ def test_the_contrast_sample_is_made_of_pages_of_the_site():
 
 
 def _element_kinds(html: str) -> set[tuple[str, str]]:
-    """The kinds of element in a page's content (``<article>``): each tag with its classes."""
+    """The kinds of element in a page's content (``<article>``): each tag with its classes.
+
+    A formula counts as one kind (its ``span.katex``): the spans KaTeX lays it out with take
+    the formula's colour, so one formula of the sample checks them all."""
     from html.parser import HTMLParser
 
     class Kinds(HTMLParser):
         def __init__(self):
             super().__init__()
-            self.inside, self.kinds = 0, set()
+            self.inside, self.kinds, self.formula = 0, set(), 0  # depth inside a formula
 
         def handle_starttag(self, tag, attrs):
             self.inside += tag == "article"
+            classes = (dict(attrs).get("class") or "").split()
+            if self.formula:  # KaTeX writes well-formed HTML, MathML and SVG: every tag closes
+                self.formula += 1
+                return
+            self.formula = "katex" in classes
             if self.inside:
-                self.kinds.add((tag, " ".join(sorted((dict(attrs).get("class") or "").split()))))
+                self.kinds.add((tag, " ".join(sorted(classes))))
 
         def handle_endtag(self, tag):
             self.inside -= tag == "article" and self.inside > 0
+            self.formula = max(0, self.formula - 1)
 
     parser = Kinds()
     parser.feed(html)
@@ -141,6 +150,12 @@ def test_element_kinds_are_read_from_the_content_only():
     html = ('<header class="md-header"><p class="x">h</p></header><article class="md-content__inner">'
             '<p class="b a">t <span>s</span></p><img alt="i"></article><footer><em class="f">f</em></footer>')
     assert _element_kinds(html) == {("article", "md-content__inner"), ("p", "a b"), ("span", ""), ("img", "")}
+
+
+def test_a_formula_is_one_kind_of_element():
+    html = ('<article><p>x <span class="katex"><span class="mord mathbb">R</span><svg><path d="M0"/></svg>'
+            '</span> and <span class="mord">y</span></p></article>')
+    assert _element_kinds(html) == {("article", ""), ("p", ""), ("span", "katex"), ("span", "mord")}
 
 
 def test_the_contrast_sample_holds_every_kind_of_element(built_site: Path):
