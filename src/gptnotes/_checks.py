@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from numbers import Integral, Real
+from pathlib import Path
 
 import torch
 
@@ -222,3 +223,20 @@ def skip_input_checks(*layers: torch.nn.Module) -> None:
     """
     for layer in layers:
         layer.checks_input = False
+
+
+def check_existing_file(path: object, kind: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path` to an existing regular file, else an error naming
+    ``path``; ``kind`` says what the file should be (``"checkpoint file"``, ``"text file"``).
+    A folder, a pipe or a device is refused before anything opens it (a pipe would block,
+    ``/dev/zero`` never ends)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"path: no such file: {str(p)!r}")
+    if p.is_dir():
+        raise ValueError(f"path: {str(p)!r} is a folder, not a {kind}")
+    if not p.is_file():
+        raise ValueError(f"path: {str(p)!r} is not a regular file (a pipe, socket or device), not a {kind}")
+    return p

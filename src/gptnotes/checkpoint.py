@@ -31,6 +31,7 @@ from torch import nn
 from gptnotes._checks import (
     check_allocation,
     check_bool,
+    check_existing_file,
     check_nonnegative_int,
     check_positive_int,
 )
@@ -707,15 +708,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         >>> ckpt.model.config.n_embd, ckpt.state.step, ckpt.tokenizer is None
         (8, 3, True)
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"path: no such checkpoint file: {str(p)!r}")
-    if p.is_dir():
-        raise ValueError(f"path: {str(p)!r} is a folder, not a checkpoint file")
-    if not p.is_file():
-        raise ValueError(f"path: {str(p)!r} is not a regular file (a pipe, socket or device), not a checkpoint file")
+    p = check_existing_file(path, "checkpoint file")
     payload = _read_payload(p)
     with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: draw them aside
         model = _build_model(payload["model_kind"], payload["model_config"])

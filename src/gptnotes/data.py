@@ -15,14 +15,13 @@ without a download; [`load_text`][gptnotes.data.load_text] reads any other UTF-8
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
 import torch
 
-from gptnotes._checks import check_int_tensor, check_positive_int
+from gptnotes._checks import check_existing_file, check_int_tensor, check_positive_int
 
 __all__ = ["CharTokenizer", "train_val_split", "get_batch", "load_text", "load_corpus"]
 
@@ -284,15 +283,7 @@ def load_text(path: str | Path) -> str:
         ...     load_text(path)
         'un café'
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"path: no such file: {str(p)!r}")
-    if p.is_dir():
-        raise ValueError(f"path: {str(p)!r} is a folder, not a text file")
-    if not p.is_file():  # a FIFO would block, /dev/zero never ends
-        raise ValueError(f"path: {str(p)!r} is not a regular file (a pipe, socket or device); give a text file")
+    p = check_existing_file(path, "text file")
     raw = p.read_bytes()
     if not raw:
         raise ValueError(f"path: the file {str(p)!r} is empty; a language model needs text to learn from")
