@@ -17,18 +17,41 @@ are drawn afresh as at start-up. Warnings printed while importing torch are repo
 before the first request. ``GPTNOTES_COPY_PASTE=fresh`` makes the test start a new
 interpreter per chain instead.
 
-This file is not part of the package and imports nothing but the standard library and torch.
+``--kernels SOCKET``: the same for Jupyter kernels. It imports torch and ipykernel, listens
+on the Unix socket SOCKET, and for each connection (from tests/reader_kernel.py, which a
+kernel spec starts) forks a kernel that runs as ``python -m ipykernel_launcher`` would, in
+the requester's working directory and environment, writing to the requester's standard
+streams. (A new kernel spends 2 to 3 s of CPU importing ipykernel and then torch.)
+
+This file is not part of the package and imports nothing but the standard library, torch
+and, with ``--kernels``, ipykernel.
 """
 
 import json
 import os
 import random
+import signal
+import socket
 import sys
+import threading
 import traceback
 
 
+def _as_new_process(cwd, env):
+    """What a new process has that a forked one must be given: its working directory, its
+    environment, and random seeds drawn afresh (a new interpreter draws them at random)."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    import torch
+
+    torch.seed()
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+
+
 def _child(request):
-    os.chdir(request["cwd"])
     out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -36,16 +59,8 @@ def _child(request):
     sys.stdin = open(os.devnull)  # the launcher's stdin holds requests, not the snippet's input
     os.dup2(out, 1)
     os.dup2(err, 2)
-    os.environ.clear()
-    os.environ.update(request["env"])
+    _as_new_process(request["cwd"], request["env"])
     sys.argv = [request["script"]]
-    # A new interpreter draws its seeds at random; so does each child.
-    import torch
-
-    torch.seed()
-    random.seed()
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed()
     import runpy
 
     code = 0
@@ -81,5 +96,102 @@ def main():
         print(json.dumps({"id": ident, "returncode": os.waitstatus_to_exitcode(status)}), file=reply, flush=True)
 
 
+def _receive(conn):
+    """A kernel request: its JSON line and the requester's stdin, stdout and stderr."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    while not data.endswith(b"\n"):
+        more = conn.recv(1 << 20)
+        if not more:
+            raise EOFError("the requester left before its request was complete")
+        data += more
+    return json.loads(data), fds
+
+
+def _kernel(request, fds):
+    """Become the kernel: ``python -m ipykernel_launcher ARGV`` from here on."""
+    for fd, std in zip(fds, (0, 1, 2)):
+        os.dup2(fd, std)
+        os.close(fd)
+    _as_new_process(request["cwd"], request["env"])
+    sys.argv = ["ipykernel_launcher", *request["argv"]]
+    code = 0
+    try:
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - reported like an uncaught exception
+        traceback.print_exc()
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _watch(conn, listener):
+    """In a forked process: fork the kernel, tell the requester its pid and, at its end, its
+    exit status; kill it if the requester goes away first (a kernel manager's SIGKILL)."""
+    listener.close()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    request, fds = _receive(conn)
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        _kernel(request, fds)
+    for fd in fds:
+        os.close(fd)
+    conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
+
+    def requester_gone():
+        while conn.recv(4096):
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    threading.Thread(target=requester_gone, daemon=True).start()
+    _, status = os.waitpid(pid, 0)
+    try:
+        conn.sendall((json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n").encode())
+    except OSError:
+        pass  # the requester is gone
+    os._exit(0)
+
+
+def serve_kernels(path):
+    import ipykernel.kernelapp  # noqa: F401 - loaded once, like torch, before any kernel
+    import torch  # noqa: F401
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the watchers end on their own, unwaited
+    print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
+    # No thread here (a fork copies none): one loop waits for a requester, or for the end of
+    # our stdin, which the test closes when its session ends.
+    import selectors
+
+    waiting = selectors.DefaultSelector()
+    waiting.register(listener, selectors.EVENT_READ)
+    waiting.register(0, selectors.EVENT_READ)
+    while True:
+        for key, _ in waiting.select():
+            if key.fileobj == 0:
+                if not os.read(0, 4096):
+                    return
+                continue
+            conn, _ = listener.accept()
+            if os.fork() == 0:
+                _watch(conn, listener)
+            conn.close()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--kernels"]:
+        serve_kernels(sys.argv[2])
+    else:
+        main()

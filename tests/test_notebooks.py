@@ -19,8 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -28,6 +31,7 @@ import pytest
 
 from sitetools import fences, notebooks, runner
 from tests.site_files import ROOT
+from tests.test_copy_paste import MODE as COPY_PASTE_MODE
 from tests.test_copy_paste import _reader_env, reader_python  # noqa: F401 - a fixture, shared
 
 DOCS = ROOT / "docs"
@@ -279,19 +283,69 @@ def test_the_sites_notebook_holds_the_pages_programs_and_outputs(page: str, buil
 # Each notebook, run top to bottom in the reader's environment
 # ----------------------------------------------------------------------------------------
 
-def _run(nb, python: Path, work: Path):
+class KernelLauncher:
+    """tests/reader_launcher.py ``--kernels``, in the reader's environment: it forks a kernel
+    (torch and ipykernel imported, nothing else) for each tests/reader_kernel.py that asks."""
+
+    def __init__(self, python: Path):
+        self.folder = Path(tempfile.mkdtemp(prefix="gn-kernels-"))  # a Unix socket's path is short
+        self.socket = self.folder / "socket"
+        self.stderr = self.folder / "stderr.txt"
+        with open(self.stderr, "w") as stderr:
+            self.proc = subprocess.Popen([str(python), "-I", str(ROOT / "tests" / "reader_launcher.py"), "--kernels",
+                                          str(self.socket)], cwd=self.folder, env=_reader_env(self.folder),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        ready = self.proc.stdout.readline()
+        assert ready and json.loads(ready).get("ready"), f"the kernel launcher did not start: {self.stderr.read_text()}"
+
+    def argv(self, python: Path) -> list[str]:
+        """A kernel spec's command: the standard library's python, ~20 ms to start."""
+        return [str(python), "-I", "-S", str(ROOT / "tests" / "reader_kernel.py"), str(self.socket),
+                "-f", "{connection_file}"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()  # its end
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kernel_launcher(reader_python: Path):
+    if COPY_PASTE_MODE == "fresh":
+        yield None
+        return
+    launcher = KernelLauncher(reader_python)
+    yield launcher
+    launcher.close()
+
+
+def _run(nb, python: Path, work: Path, launcher: KernelLauncher | None):
     """Run ``nb`` top to bottom in a kernel of the reader's environment (``python``), in an
-    empty directory, with the reader's environment variables."""
+    empty directory, with the reader's environment variables: a kernel forked by
+    ``launcher``, or (None: ``GPTNOTES_COPY_PASTE=fresh``) a brand-new ``ipykernel_launcher``."""
+    from nbclient import NotebookClient
+
+    home = work / "home"
+    home.mkdir(parents=True)
+    client = NotebookClient(nb, kernel_name="reader", kernel_manager_class=_reader_kernel(python, work, launcher),
+                            timeout=TIMEOUT, allow_errors=False, resources={"metadata": {"path": str(home)}})
+    client.execute(env=_reader_env(home))
+    return nb
+
+
+def _reader_kernel(python: Path, work: Path, launcher: KernelLauncher | None):
+    """A kernel manager class whose only kernel, "reader", is one of the reader's environment."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
     from traitlets import default
 
     kernels = work / "kernels"
     (kernels / "reader").mkdir(parents=True)
+    argv = (launcher.argv(python) if launcher is not None
+            else [str(python), "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"])
     (kernels / "reader" / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "gptnotes reader", "language": "python",
+        "argv": argv, "display_name": "gptnotes reader", "language": "python",
     }))
 
     class ReaderKernel(KernelManager):  # nbclient starts it, and shuts it down at the end
@@ -299,27 +353,105 @@ def _run(nb, python: Path, work: Path):
         def _only_the_reader(self):
             return KernelSpecManager(kernel_dirs=[str(kernels)])
 
-    home = work / "home"
-    home.mkdir()
-    client = NotebookClient(nb, kernel_name="reader", kernel_manager_class=ReaderKernel, timeout=TIMEOUT,
-                            allow_errors=False, resources={"metadata": {"path": str(home)}})
-    client.execute(env=_reader_env(home))
-    return nb
+    return ReaderKernel
 
 
 @pytest.mark.site
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_the_notebook_runs_top_to_bottom_and_prints_what_the_page_shows(page: str, built_site: Path,
-                                                                         reader_python: Path, tmp_path: Path):
+                                                                         reader_python: Path, kernel_launcher,
+                                                                         tmp_path: Path):
     nb = nbformat.read(built_site / notebooks.notebook_path(page), as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "code" and first.source.splitlines()[-1].startswith("%pip install -q ")
     del nb.cells[0]  # the wheel is installed in the reader's environment already
     want = [_printed(c) for c in _code_cells(nb)]
-    _run(nb, reader_python, tmp_path)
+    _run(nb, reader_python, tmp_path, kernel_launcher)
     for n, cell in enumerate(_code_cells(nb)):
         where = f"{page}, code cell {n + 1}:\n{cell.source[:300]}"
         other = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stdout")]
         assert not other, f"{where}\nprints more than the page shows: {other}"
         assert _printed(cell) == want[n], f"{where}\nthe notebook prints\n{_printed(cell)}\nbut the page shows\n{want[n]}"
+
+
+def _probe(cells: list[str]):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+
+
+def test_a_forked_kernel_is_a_new_kernel_of_the_readers_environment(reader_python: Path, kernel_launcher,
+                                                                     tmp_path: Path):
+    """Like a new kernel: nothing of ours loaded, an empty namespace, the working directory and
+    environment the kernel manager gave, its own random seeds; cells' output comes back."""
+    if kernel_launcher is None:
+        pytest.skip("GPTNOTES_COPY_PASTE=fresh: every kernel is new")  # chosen by hand, never by CI
+    cells = ["import os, sys\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gptnotes', 'sitetools', 'pytest')))\n"
+             "print('torch' in dir(), 'json' in dir(), __name__)\n"
+             "print(os.getcwd() == os.environ['HOME'], os.environ['PATH'], 'VIRTUAL_ENV' in os.environ)",
+             "import torch, random\nprint(torch.initial_seed(), random.random())",
+             "import gptnotes\nprint(gptnotes.__file__.startswith(sys.prefix))"]
+    runs = [_run(_probe(cells), reader_python, tmp_path / str(n), kernel_launcher) for n in range(2)]
+    for nb in runs:
+        checks, _, ours = (_printed(c).splitlines() for c in _code_cells(nb))
+        assert checks[:2] == ["[]", "False False __main__"], checks
+        assert checks[2] == f"True {_reader_env(tmp_path)['PATH']} False", checks  # the reader's variables
+        assert ours == ["True"]  # the wheel in the reader's environment
+    seeds = [_printed(_code_cells(nb)[1]) for nb in runs]
+    assert seeds[0] != seeds[1], seeds
+
+
+def test_a_forked_kernel_ends_with_its_notebook_obeys_interrupts_and_dies_with_its_stand_in(
+        reader_python: Path, kernel_launcher, tmp_path: Path):
+    """The kernel manager starts tests/reader_kernel.py, which stands for the forked kernel:
+    the kernel ends when the notebook's client shuts it down; an interrupt (SIGINT, passed
+    on) stops a running cell; a kill (SIGKILL, which cannot be passed on) kills it too."""
+    import time
+
+    if kernel_launcher is None:
+        pytest.skip("GPTNOTES_COPY_PASTE=fresh: every kernel is new")  # chosen by hand, never by CI
+
+    def gone(pid: int) -> bool:
+        for _ in range(200):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        return False
+
+    nb = _run(_probe(["import os\nprint(os.getpid())"]), reader_python, tmp_path / "ended", kernel_launcher)
+    assert gone(int(_printed(_code_cells(nb)[0])))
+
+    km = _reader_kernel(reader_python, tmp_path, kernel_launcher)(kernel_name="reader")
+    km.start_kernel(env=_reader_env(tmp_path))
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    try:
+        printed: list[str] = []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                printed.append(msg["content"]["text"])
+
+        kc.execute_interactive("import os\nprint(os.getpid())", timeout=60, output_hook=hook)
+        kernel = int(printed[0])
+        assert kernel != km.provisioner.process.pid  # forked by the launcher
+
+        kc.execute("import time\nprint('waiting', flush=True)\ntime.sleep(120)")
+        while "waiting" not in "".join(printed):
+            msg = kc.get_iopub_msg(timeout=60)
+            hook(msg)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=60)
+        while reply["msg_type"] != "execute_reply":
+            reply = kc.get_shell_msg(timeout=60)
+        assert (reply["content"]["status"], reply["content"].get("ename")) == ("error", "KeyboardInterrupt")
+
+        os.kill(km.provisioner.process.pid, signal.SIGKILL)  # what the manager does to kill
+        assert gone(kernel), f"the forked kernel {kernel} outlived its killed stand-in"
+    finally:
+        kc.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
