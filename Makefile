@@ -38,7 +38,7 @@ build: $(STAMP)
 test: $(STAMP)
 	scripts/ensure-chromium
 	$(PREBUILD)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 release-check: $(STAMP)
 	$(BIN)/python scripts/release-check --no-isolation --constraints constraints.txt

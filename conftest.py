@@ -273,6 +273,18 @@ def _part(nodeid: str) -> str:
     return "unit tests"
 
 
+# The longest parts first, so that the workers end together: with `--dist worksteal` (the
+# test command's), a worker that runs out of tests takes half of what another has left, and
+# what is left at the end is then short tests, not a notebook or a browser page.
+_LONGEST_FIRST = ["browser", "notebooks (built, checked, run in the reader's environment)",
+                  "copy-paste (reader's environment)"]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {part: n for n, part in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_part(item.nodeid), len(rank)))  # stable: file order kept within a part
+
+
 def _builders_summary(terminalreporter) -> None:
     """What tests/test_builders.py found: ProperDocs' and Zensical's builds against MkDocs'."""
     folder = ROOT / "test-artifacts" / "builders"

@@ -962,31 +962,43 @@ _LIGHTBOX_OPEN_JS = """() => {
 }"""
 
 
+# Each figure of the article: its src, whether a lightbox link holds it, whether it is visible
+# (as Playwright means it: rendered, e.g. not in a closed <details>, with a box of some size,
+# not visibility: hidden).
+_LIGHTBOX_FIGURES_JS = """() => [...document.querySelectorAll('article img.gn-figure')].map(img => {
+  const r = img.getBoundingClientRect();
+  return {src: img.getAttribute('src'), link: !!img.closest('a.glightbox'),
+          visible: img.checkVisibility() && r.width > 0 && r.height > 0
+                   && getComputedStyle(img).visibility !== 'hidden'};
+})"""
+
+
 def lightbox_problems(visit: Visit) -> list[str]:
     """Each figure opens full-screen when clicked (or tapped), and closes with Escape.
 
     Checks the first figure shown in the current palette, and that every figure is a
     lightbox link."""
     page = visit.page
-    figures = page.query_selector_all("article img.gn-figure")
+    figures = page.evaluate(_LIGHTBOX_FIGURES_JS)  # one round trip for all of them
     if not figures:
         return []
-    out = [f"figure {img.get_attribute('src')} is not a lightbox link" for img in figures
-           if not img.evaluate("i => !!i.closest('a.glightbox')")]
-    shown = [img for img in figures if img.is_visible()]
+    out = [f"figure {f['src']} is not a lightbox link" for f in figures if not f["link"]]
+    shown = [n for n, f in enumerate(figures) if f["visible"]]
     if not shown:  # every figure sits in a collapsed box: open the first one's
         palette = page.evaluate("() => document.body.getAttribute('data-md-color-scheme')")
         twin = "#only-dark" if palette == DARK else "#only-light"
-        boxed = [img for img in figures if (img.get_attribute("src") or "").endswith(twin)]
+        boxed = [n for n, f in enumerate(figures) if (f["src"] or "").endswith(twin)]
         if boxed:
-            boxed[0].evaluate("i => { window.__gnOpened = []; for (let d = i.closest('details'); d;"
-                              " d = d.parentElement.closest('details')) if (!d.open) { d.open = true;"
-                              " window.__gnOpened.push(d); } }")
-        shown = [img for img in boxed if img.is_visible()]
+            page.evaluate("n => { const i = document.querySelectorAll('article img.gn-figure')[n];"
+                          " window.__gnOpened = []; for (let d = i.closest('details'); d;"
+                          " d = d.parentElement.closest('details')) if (!d.open) { d.open = true;"
+                          " window.__gnOpened.push(d); } }", boxed[0])
+            figures = page.evaluate(_LIGHTBOX_FIGURES_JS)
+        shown = [n for n in boxed if figures[n]["visible"]]
     if not shown:
         return out + ["no figure is visible in this palette"]
-    target = shown[0]
-    src = (target.get_attribute("src") or "").split("#")[0]
+    target = page.locator("article img.gn-figure").nth(shown[0])
+    src = (figures[shown[0]]["src"] or "").split("#")[0]
     target.scroll_into_view_if_needed()
     target.click()
     state = None

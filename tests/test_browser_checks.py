@@ -371,6 +371,36 @@ def test_the_softmax_page_reads_well_and_its_figure_opens_full_screen(visit):
     assert v.page.evaluate("() => !!document.querySelector('.glightbox-container')") is False  # closed
 
 
+# Every animation that starts on the page, with its duration.
+_RECORD_ANIMATIONS_JS = """() => { window.__gnAnimations = [];
+  document.addEventListener("animationstart", e => window.__gnAnimations.push(
+    [e.animationName, getComputedStyle(e.target).animationDuration]), true); }"""
+
+
+@pytest.mark.parametrize("motion", ["no-preference", "reduce"])
+def test_the_figure_viewer_fades_unless_the_reader_asks_for_less_motion(motion, crafted, chromium):
+    """The page tests run with less motion (CONTEXT_OPTIONS); the viewer works both ways, and
+    fades (GLightbox's 0.5 s) only for a reader who has not asked for less motion."""
+    _, base, make = crafted
+    context = chromium.new_context(**{**browser.CONTEXT_OPTIONS, "reduced_motion": motion})
+    try:
+        v = browser.open_page(context, base, make(f"motion-{motion}", rich=True), timeout_s=60)
+        figure = next(img for img in v.page.query_selector_all("article img.gn-figure") if img.is_visible())
+        figure.scroll_into_view_if_needed()
+        v.page.evaluate(_RECORD_ANIMATIONS_JS)
+        figure.click()
+        v.page.wait_for_selector(".glightbox-container .gslide.current img")
+        v.page.keyboard.press("Escape")
+        v.page.wait_for_selector(".glightbox-container", state="detached")
+        seen = {name: duration for name, duration in v.page.evaluate("() => window.__gnAnimations")}
+        assert {"gfadeIn", "gfadeOut"} <= set(seen), seen  # it faded in and out
+        fade = {"no-preference": "0.5s", "reduce": "0.001s"}[motion]
+        assert {seen["gfadeIn"], seen["gfadeOut"]} == {fade}, seen
+        assert browser.lightbox_problems(v) == []  # opens full-screen, closes with Escape
+    finally:
+        context.close()
+
+
 def test_a_figure_that_opens_nothing_is_caught(visit):
     # a lightbox link whose script never runs: the click just follows the link
     v = visit("dead-lightbox", replace('<a class="glightbox"', '<a class="glightbox-not"'), rich=True)
