@@ -123,6 +123,9 @@ def html_pages(site: str | Path) -> list[str]:
 # Opening a page and recording what happens
 # --------------------------------------------------------------------------------------
 
+# A reader at 1280 px in the light palette who has asked their system for less motion: the
+# figure viewer opens and closes at once (docs/assets/stylesheets/extra.css) instead of
+# fading for half a second each way (tests/test_browser_checks.py checks both).
 CONTEXT_OPTIONS = {"color_scheme": "light", "viewport": {"width": 1280, "height": 900}, "reduced_motion": "reduce"}
 _TEXT_TYPES = {".html", ".css", ".js", ".mjs", ".json", ".svg", ".xml", ".txt", ".map"}
 
