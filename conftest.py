@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-# pytest-xdist runs one worker process per core: each should use one thread. With torch's
-# default of one thread per core, two workers on two cores fight over them and the tiny
+# pytest-xdist runs a worker process per core, and one more (pytest_xdist_auto_num_workers):
+# each should use one thread. With torch's default of one thread per core, the workers fight over them and the tiny
 # models of the tests run many times slower. Subprocesses (the site build, the copy-paste
 # snippets) inherit the setting.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -278,6 +278,13 @@ def _part(nodeid: str) -> str:
 # what is left at the end is then short tests, not a notebook or a browser page.
 _LONGEST_FIRST = ["browser", "notebooks (built, checked, run in the reader's environment)",
                   "copy-paste (reader's environment)"]
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker more than the cores. A worker that drives Chromium or a kernel
+    waits on them between steps; the extra worker keeps the cores busy meanwhile. (Each
+    worker uses one thread for torch: OMP_NUM_THREADS above.)"""
+    return (os.cpu_count() or 1) + 1
 
 
 def pytest_collection_modifyitems(session, config, items):
