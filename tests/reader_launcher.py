@@ -63,9 +63,16 @@ def _child(request):
     sys.argv = [request["script"]]
     import runpy
 
+    _exit_as_python_would(lambda: runpy.run_path(request["script"], run_name="__main__"))
+
+
+def _exit_as_python_would(run):
+    """Run ``run()`` as a process's main program; end the process as Python ends one (the
+    status of SystemExit, or 1 and the traceback on stderr), without the launcher's exit
+    handlers."""
     code = 0
     try:
-        runpy.run_path(request["script"], run_name="__main__")
+        run()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, int) and exc.code is not None:
@@ -114,21 +121,9 @@ def _kernel(request, fds):
         os.close(fd)
     _as_new_process(request["cwd"], request["env"])
     sys.argv = ["ipykernel_launcher", *request["argv"]]
-    code = 0
-    try:
-        from ipykernel import kernelapp
+    from ipykernel import kernelapp
 
-        kernelapp.launch_new_instance()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - reported like an uncaught exception
-        traceback.print_exc()
-        code = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
+    _exit_as_python_would(kernelapp.launch_new_instance)
 
 
 def _watch(conn, listener):

@@ -385,10 +385,10 @@ def test_a_forked_kernel_is_a_new_kernel_of_the_readers_environment(reader_pytho
     environment the kernel manager gave, its own random seeds; cells' output comes back."""
     if kernel_launcher is None:
         pytest.skip("GPTNOTES_COPY_PASTE=fresh: every kernel is new")  # chosen by hand, never by CI
-    cells = ["import os, sys\n"
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gptnotes', 'sitetools', 'pytest')))\n"
-             "print('torch' in dir(), 'json' in dir(), __name__)\n"
-             "print(os.getcwd() == os.environ['HOME'], os.environ['PATH'], 'VIRTUAL_ENV' in os.environ)",
+    cells = [("import os, sys\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gptnotes', 'sitetools', 'pytest')))\n"
+              "print('torch' in dir(), 'json' in dir(), __name__)\n"
+              "print(os.getcwd() == os.environ['HOME'], os.environ['PATH'], 'VIRTUAL_ENV' in os.environ)"),
              "import torch, random\nprint(torch.initial_seed(), random.random())",
              "import gptnotes\nprint(gptnotes.__file__.startswith(sys.prefix))"]
     runs = [_run(_probe(cells), reader_python, tmp_path / str(n), kernel_launcher) for n in range(2)]
