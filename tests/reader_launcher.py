@@ -140,15 +140,18 @@ def _watch(conn, listener):
         os.close(fd)
     conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
 
+    ended = threading.Lock()  # held once the kernel has ended: never kill a pid reaped (reusable)
+
     def requester_gone():
         while conn.recv(4096):
             pass
-        try:
+        if ended.acquire(blocking=False):  # not reaped yet: ours, a zombie at worst
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            ended.release()
 
     threading.Thread(target=requester_gone, daemon=True).start()
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has ended; not reaped yet
+    ended.acquire()
     _, status = os.waitpid(pid, 0)
     try:
         conn.sendall((json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n").encode())
